@@ -1,0 +1,53 @@
+# Two commands for a fresh machine (see README):
+#   make provision [INVENTORY=inventory/hosts.yml]   converge a fleet, or a local simulated Spark
+#   make test                                        lint, unit tests, molecule scenarios
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+INVENTORY ?=
+LOCAL_SPARK ?= sparkfleet-spark-1
+SCENARIOS ?= default
+
+.PHONY: provision test lint unit molecule testbed clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+testbed: $(VENV)/.installed
+	$(BIN)/python tests/testbed/testbed.py up
+
+provision: $(VENV)/.installed
+ifeq ($(INVENTORY),)
+	$(BIN)/python tests/testbed/testbed.py up
+	$(BIN)/python tests/testbed/testbed.py spark up $(LOCAL_SPARK)
+	ansible-playbook -i "$$($(BIN)/python tests/testbed/testbed.py inventory $(LOCAL_SPARK))" site.yml
+else
+	ansible-playbook -i $(INVENTORY) site.yml
+endif
+
+lint: $(VENV)/.installed
+	yamllint --strict .
+	ansible-lint
+	ruff check src tests bench plugins
+	mypy src tests/testbed
+
+unit: $(VENV)/.installed
+	pytest
+
+molecule: testbed
+	for scenario in $(SCENARIOS); do \
+	  start=$$(date +%s); \
+	  molecule test -s $$scenario; \
+	  echo "[timing] molecule $$scenario: $$(( $$(date +%s) - start )) s"; \
+	done
+
+test: lint unit molecule
+
+clean:
+	$(BIN)/python tests/testbed/testbed.py down --purge || true
+	rm -rf $(VENV)

@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""The sparkfleet test bed: simulated DGX Sparks and stand-ins for what these machines lack.
+
+    testbed.py up                 engine, images, registry, apt repo (cached: rebuilds what changed)
+    testbed.py spark up NAME...   start simulated Sparks (systemd + Docker inside)
+    testbed.py spark down NAME... remove them and their inner Docker storage
+    testbed.py inventory NAME...  write an Ansible inventory for those Sparks, print its path
+    testbed.py down [--purge]     stop the services (--purge: images and state too)
+
+Every stand-in is a test double, named as one; see tests/testbed/README.md.
+State (keys, the apt repo, wheels, testbed.json) lives in $SPARKFLEET_TESTBED_STATE,
+default <repo>/.testbed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+STATE = Path(os.environ.get("SPARKFLEET_TESTBED_STATE", REPO / ".testbed")).resolve()
+
+NETWORK = "sparkfleet-testbed"
+LABEL = "io.sparkfleet.testbed.hash"
+BASE_IMAGE = "sparkfleet-testbed/debian-base:bookworm"
+SPARK_IMAGE = "sparkfleet-testbed/spark-sim:latest"
+SERVICES_IMAGE = "sparkfleet-testbed/services:latest"
+NGC_LOCAL = "sparkfleet-testbed/ngc-pytorch"
+NGC_RELEASES = ("25.10", "25.11")
+NGC_REPOSITORY = "nvidia/pytorch"
+REGISTRY_NAME = "sparkfleet-registry"
+REGISTRY_PORT = 5000
+APT_NAME = "sparkfleet-apt"
+NGC_USER = "$oauthtoken"
+# The system packages of the NGC stand-in: a real CPU torch (a wheel this kind of machine
+# keeps on disk), numpy, and JupyterLab as NGC images ship it.
+PIP_SPEC = os.environ.get(
+    "SPARKFLEET_TESTBED_PIP_SPEC", "torch==2.13.0 numpy jupyterlab ipykernel"
+)
+DEBOOTSTRAP_INCLUDE = "systemd,systemd-sysv,python3,dbus,sudo"
+HOST_TOOLS = {
+    "debootstrap": "debootstrap",
+    "htpasswd": "apache2-utils",
+    "apt-ftparchive": "apt-utils",
+    "gpg": "gnupg",
+    "dpkg-deb": "dpkg",
+}
+# Docker 20.10 knows these; SYS_RESOURCE is left out because the daemon's bounding set
+# lacks it here, which is also why --privileged fails (see shared notes on the test bed).
+CAPABILITIES = (
+    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
+    "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER "
+    "SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE "
+    "SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE "
+    "MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ"
+).split()
+
+
+def log(message: str) -> None:
+    print(f"[testbed] {message}", file=sys.stderr, flush=True)
+
+
+def run(
+    cmd: list[str], *, check: bool = True, capture: bool = False, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # type: ignore[call-overload,no-any-return]
+        cmd, check=check, text=True, capture_output=capture, **kwargs
+    )
+
+
+def out(cmd: list[str]) -> str:
+    return run(cmd, capture=True).stdout.strip()
+
+
+def ok(cmd: list[str]) -> bool:
+    return run(cmd, check=False, capture=True).returncode == 0
+
+
+def digest_of(*parts: str | bytes | Path) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            paths = sorted(p for p in part.rglob("*") if p.is_file()) if part.is_dir() else [part]
+            for p in paths:
+                h.update(str(p.relative_to(part if part.is_dir() else part.parent)).encode())
+                h.update(p.read_bytes())
+        else:
+            h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def deb_arch() -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+# --- the engine -------------------------------------------------------------------------
+
+
+def ensure_engine() -> None:
+    if ok(["docker", "info"]):
+        return
+    if shutil.which("dockerd") is None:
+        log("no Docker engine: installing Debian's docker.io")
+        apt_install(["docker.io"])
+    if ok(["systemctl", "is-system-running"]):
+        run(["systemctl", "start", "docker"])
+    else:
+        # No systemd on CI machines: run the daemon in its own session so it outlives us.
+        logfile = open("/var/log/sparkfleet-testbed-dockerd.log", "ab")  # noqa: SIM115
+        subprocess.Popen(  # noqa: S603
+            ["dockerd"], stdout=logfile, stderr=logfile, start_new_session=True
+        )
+    for _ in range(60):
+        if ok(["docker", "info"]):
+            log("Docker engine answers")
+            return
+        time.sleep(1)
+    sys.exit("[testbed] the Docker engine did not answer within 60 s; see /var/log/sparkfleet-testbed-dockerd.log")
+
+
+def apt_install(packages: list[str]) -> None:
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(["apt-get", "update", "-qq"], env=env)
+    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], env=env)
+
+
+def ensure_host_tools() -> None:
+    missing = sorted({pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool) is None})
+    if missing:
+        log(f"installing host tools: {' '.join(missing)}")
+        apt_install(missing)
+
+
+# --- images -----------------------------------------------------------------------------
+
+
+def image_label(image: str) -> str | None:
+    result = run(
+        ["docker", "image", "inspect", "--format", f'{{{{ index .Config.Labels "{LABEL}" }}}}', image],
+        check=False,
+        capture=True,
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def ensure_base_image() -> str:
+    wanted = digest_of("bookworm", "minbase", DEBOOTSTRAP_INCLUDE)
+    if image_label(BASE_IMAGE) == wanted:
+        return wanted
+    log("building the Debian 12 + systemd base image with debootstrap (about a minute)")
+    with tempfile.TemporaryDirectory(prefix="sparkfleet-rootfs-") as rootfs:
+        run(["debootstrap", "--variant=minbase", f"--include={DEBOOTSTRAP_INCLUDE}", "bookworm", rootfs],
+            stdout=subprocess.DEVNULL)
+        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)  # noqa: S603,S607
+        run(["docker", "import", "-c", 'CMD ["/lib/systemd/systemd"]', "-c", f"LABEL {LABEL}={wanted}",
+             "-", BASE_IMAGE], stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        if tar.wait() != 0:
+            sys.exit("[testbed] tar of the debootstrap root failed")
+    return wanted
+
+
+def ensure_built(image: str, context: Path, parent: str, build_args: dict[str, str]) -> str:
+    wanted = digest_of(parent, context, json.dumps(build_args, sort_keys=True))
+    if image_label(image) == wanted:
+        return wanted
+    log(f"building {image}")
+    args = [f"--build-arg={k}={v}" for k, v in {"BASE_IMAGE": BASE_IMAGE, **build_args}.items()]
+    # The legacy builder: BuildKit's frontends would be pulled from a registry we cannot reach.
+    run(["docker", "build", "--quiet", f"--label={LABEL}={wanted}", *args, "-t", image, str(context)],
+        env=dict(os.environ, DOCKER_BUILDKIT="0"), stdout=subprocess.DEVNULL)
+    return wanted
+
+
+def ensure_wheels(context: Path) -> None:
+    """Download the stand-in's system packages on the host, where pip's CA setup works."""
+    wheels = context / "wheels"
+    marker = wheels / ".spec"
+    if marker.is_file() and marker.read_text() == PIP_SPEC:
+        return
+    log(f"downloading wheels for the NGC stand-in: {PIP_SPEC}")
+    shutil.rmtree(wheels, ignore_errors=True)
+    wheels.mkdir(parents=True)
+    machine = platform.machine()
+    run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--python-version", "3.11",
+         "--implementation", "cp", "--platform", f"manylinux_2_28_{machine}", "--platform",
+         f"manylinux_2_17_{machine}", "--platform", f"manylinux2014_{machine}", "-d", str(wheels),
+         *PIP_SPEC.split()])
+    marker.write_text(PIP_SPEC)
+
+
+def ensure_ngc_images(base: str) -> dict[str, str]:
+    context = STATE / "ngc-context"
+    src = HERE / "images" / "ngc-pytorch"
+    context.mkdir(parents=True, exist_ok=True)
+    for name in ("Dockerfile", "ngc_release.py"):
+        shutil.copy2(src / name, context / name)
+    ensure_wheels(context)
+    images = {}
+    for release in NGC_RELEASES:
+        tag = f"{NGC_LOCAL}:{release}-py3"
+        ensure_built(tag, context, base, {"NGC_RELEASE": release, "PIP_SPEC": PIP_SPEC})
+        images[release] = tag
+    return images
+
+
+# --- services ---------------------------------------------------------------------------
+
+
+def container_label(name: str) -> str | None:
+    result = run(
+        ["docker", "inspect", "--format", f'{{{{ .State.Running }}}} {{{{ index .Config.Labels "{LABEL}" }}}}', name],
+        check=False,
+        capture=True,
+    )
+    if result.returncode != 0:
+        return None
+    running, _, label = result.stdout.strip().partition(" ")
+    return label if running == "true" else None
+
+
+def ensure_network() -> None:
+    if not ok(["docker", "network", "inspect", NETWORK]):
+        run(["docker", "network", "create", NETWORK], stdout=subprocess.DEVNULL)
+
+
+def ensure_service(name: str, wanted: str, run_args: list[str]) -> None:
+    if container_label(name) == wanted:
+        return
+    log(f"starting {name}")
+    run(["docker", "rm", "-f", name], check=False, capture=True)
+    run(["docker", "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
+         "--restart", "unless-stopped", f"--label={LABEL}={wanted}", *run_args], stdout=subprocess.DEVNULL)
+
+
+def secret_file(path: Path, factory: object = lambda: secrets.token_urlsafe(32)) -> str:
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(factory())  # type: ignore[operator]
+    return path.read_text().strip()
+
+
+def ensure_registry(services: str) -> str:
+    """A real registry with htpasswd (bcrypt) auth; the password is an NGC-style API key."""
+    api_key = secret_file(STATE / "ngc_api_key")
+    conf = STATE / "registry"
+    conf.mkdir(parents=True, exist_ok=True)
+    htpasswd = conf / "htpasswd"
+    # htpasswd -i reads the password from stdin, so the key is never on a command line.
+    check = run(["htpasswd", "-vi", str(htpasswd), NGC_USER], input=api_key, check=False, capture=True) \
+        if htpasswd.is_file() else None
+    if check is None or check.returncode != 0:
+        run(["htpasswd", "-ciB", str(htpasswd), NGC_USER], input=api_key, capture=True)
+    htpasswd.chmod(0o644)  # read by the registry inside its container
+    (conf / "config.yml").write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        "storage:\n  filesystem:\n    rootdirectory: /var/lib/docker-registry\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: :{REGISTRY_PORT}\n"
+        "auth:\n  htpasswd:\n    realm: sparkfleet-testbed\n    path: /etc/docker/registry/htpasswd\n"
+    )
+    wanted = digest_of(services, conf)
+    ensure_service(REGISTRY_NAME, wanted, [
+        "-p", f"127.0.0.1:{REGISTRY_PORT}:{REGISTRY_PORT}",
+        "-v", f"{conf}:/etc/docker/registry:ro",
+        "-v", "sparkfleet-testbed-registry:/var/lib/docker-registry",
+        SERVICES_IMAGE,
+    ])
+    return api_key
+
+
+def push_ngc_images(images: dict[str, str], api_key: str) -> dict[str, dict[str, str]]:
+    """Push through the loopback port (Docker trusts 127.0.0.1 without TLS)."""
+    env = dict(os.environ, DOCKER_CONFIG=str(STATE / "docker-config"))
+    local_registry = f"127.0.0.1:{REGISTRY_PORT}"
+    for _ in range(30):
+        if run(["docker", "login", "-u", NGC_USER, "--password-stdin", local_registry], input=api_key,
+               env=env, check=False, capture=True).returncode == 0:
+            break
+        time.sleep(1)
+    else:
+        sys.exit("[testbed] could not log in to the test bed registry")
+    result = {}
+    for release, local in images.items():
+        tag = f"{release}-py3"
+        pushed = f"{local_registry}/{NGC_REPOSITORY}:{tag}"
+        run(["docker", "tag", local, pushed])
+        run(["docker", "push", pushed], env=env, stdout=subprocess.DEVNULL)
+        repo_digests = json.loads(out(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", pushed]))
+        digest = next(d.split("@", 1)[1] for d in repo_digests if d.startswith(f"{local_registry}/"))
+        result[tag] = {
+            "reference": f"{REGISTRY_NAME}:{REGISTRY_PORT}/{NGC_REPOSITORY}:{tag}",
+            "digest": digest,
+            "id": out(["docker", "image", "inspect", "--format", "{{.Id}}", pushed]),
+            "release": release,
+        }
+    return result
+
+
+def ensure_apt_repo(services: str) -> None:
+    repo = STATE / "apt-repo"
+    source = HERE / "apt"
+    wanted = digest_of(services, source)
+    stamp = repo / ".hash"
+    if not (stamp.is_file() and stamp.read_text() == wanted):
+        log("building the signed apt repo of stand-in NVIDIA packages")
+        shutil.rmtree(repo, ignore_errors=True)
+        (STATE / "gnupg").mkdir(mode=0o700, parents=True, exist_ok=True)
+        run(["bash", str(source / "build.sh"), str(repo), str(STATE / "gnupg")], stdout=subprocess.DEVNULL)
+        stamp.write_text(wanted)
+    ensure_service(APT_NAME, wanted, [
+        "-v", f"{repo}:/srv/apt:ro", SERVICES_IMAGE,
+        "python3", "-m", "http.server", "80", "--directory", "/srv/apt",
+    ])
+
+
+def up(_: argparse.Namespace) -> None:
+    started = time.monotonic()
+    STATE.mkdir(parents=True, exist_ok=True)
+    ensure_host_tools()
+    ensure_engine()
+    base = ensure_base_image()
+    ensure_built(SPARK_IMAGE, HERE / "images" / "spark-sim", base, {})
+    services = ensure_built(SERVICES_IMAGE, HERE / "images" / "services", base, {})
+    images = ensure_ngc_images(base)
+    ensure_network()
+    api_key = ensure_registry(services)
+    ensure_apt_repo(services)
+    ngc = push_ngc_images(images, api_key)
+    facts = {
+        "network": NETWORK,
+        "spark_image": SPARK_IMAGE,
+        "registry": f"{REGISTRY_NAME}:{REGISTRY_PORT}",
+        "registry_user": NGC_USER,
+        "api_key_file": str(STATE / "ngc_api_key"),
+        "ngc_images": ngc,
+        "apt_repo_url": f"http://{APT_NAME}/libnvidia-container/stable/deb/",
+        "apt_key_url": f"http://{APT_NAME}/libnvidia-container/gpgkey",
+        "deb_arch": deb_arch(),
+    }
+    (STATE / "testbed.json").write_text(json.dumps(facts, indent=2) + "\n")
+    log(f"test bed ready in {time.monotonic() - started:.0f} s; facts in {STATE / 'testbed.json'}")
+
+
+# --- simulated Sparks -------------------------------------------------------------------
+
+
+def spark_up(names: list[str]) -> None:
+    wanted = image_label(SPARK_IMAGE)
+    if wanted is None:
+        sys.exit("[testbed] no simulated Spark image: run `testbed.py up` first")
+    for name in names:
+        if container_label(name) == wanted:
+            continue
+        run(["docker", "rm", "-f", "-v", name], check=False, capture=True)
+        caps = [f"--cap-add={cap}" for cap in CAPABILITIES]
+        run(["docker", "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
+             f"--label={LABEL}={wanted}", "--label=io.sparkfleet.testbed.role=spark",
+             "--cap-drop=ALL", *caps,
+             "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+             "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+             "--tmpfs", "/run", "--tmpfs", "/run/lock", "--stop-signal", "SIGRTMIN+3",
+             # The inner Docker engine needs a real filesystem for overlay2.
+             "-v", "/var/lib/docker",
+             SPARK_IMAGE], stdout=subprocess.DEVNULL)
+    for name in names:
+        wait_for_spark(name)
+    log(f"simulated Sparks up: {' '.join(names)}")
+
+
+def wait_for_spark(name: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = run(["docker", "exec", name, "systemctl", "is-system-running"], check=False, capture=True)
+        if state.stdout.strip() in {"running", "degraded"} and ok(["docker", "exec", name, "docker", "info"]):
+            return
+        time.sleep(1)
+    sys.exit(f"[testbed] simulated Spark {name} did not boot within 120 s")
+
+
+def spark_down(names: list[str]) -> None:
+    for name in names:
+        run(["docker", "rm", "-f", "-v", name], check=False, capture=True)
+
+
+def inventory(names: list[str]) -> None:
+    """An inventory for quick starts and benchmarks; group_vars come from tests/testbed/inventory."""
+    inv_dir = STATE / "inventory"
+    inv_dir.mkdir(parents=True, exist_ok=True)
+    group_vars = inv_dir / "group_vars"
+    if not group_vars.exists():
+        group_vars.symlink_to(HERE / "inventory" / "group_vars")
+    hosts = {name: {"ansible_connection": "community.docker.docker"} for name in names}
+    (inv_dir / "hosts.yml").write_text(json.dumps({"sparks": {"hosts": hosts}}, indent=2) + "\n")
+    print(inv_dir / "hosts.yml")
+
+
+def down(args: argparse.Namespace) -> None:
+    names = out(["docker", "ps", "-aq", "--filter", "label=io.sparkfleet.testbed.role=spark"]).split()
+    run(["docker", "rm", "-f", "-v", REGISTRY_NAME, APT_NAME, *names], check=False, capture=True)
+    if args.purge:
+        run(["docker", "volume", "rm", "sparkfleet-testbed-registry"], check=False, capture=True)
+        run(["docker", "network", "rm", NETWORK], check=False, capture=True)
+        tags = [BASE_IMAGE, SPARK_IMAGE, SERVICES_IMAGE] + [f"{NGC_LOCAL}:{r}-py3" for r in NGC_RELEASES]
+        run(["docker", "rmi", "-f", *tags], check=False, capture=True)
+        shutil.rmtree(STATE, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up").set_defaults(func=up)
+    spark = sub.add_parser("spark")
+    spark.add_argument("action", choices=["up", "down"])
+    spark.add_argument("names", nargs="+")
+    spark.set_defaults(func=lambda a: (spark_up if a.action == "up" else spark_down)(a.names))
+    inv = sub.add_parser("inventory")
+    inv.add_argument("names", nargs="+")
+    inv.set_defaults(func=lambda a: inventory(a.names))
+    dn = sub.add_parser("down")
+    dn.add_argument("--purge", action="store_true")
+    dn.set_defaults(func=down)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
