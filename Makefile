@@ -33,8 +33,8 @@ endif
 lint: $(VENV)/.installed
 	yamllint --strict .
 	ansible-lint
-	ruff check src tests bench plugins
-	mypy src tests/testbed
+	ruff check src tests tools plugins
+	mypy src tests/testbed tools
 
 unit: $(VENV)/.installed
 	pytest

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -42,12 +43,12 @@ NGC_REPOSITORY = "nvidia/pytorch"
 REGISTRY_NAME = "sparkfleet-registry"
 REGISTRY_PORT = 5000
 APT_NAME = "sparkfleet-apt"
+XFORMERS_TAG = "v0.0.33"
+UV_VERSION = "0.13.9"
 NGC_USER = "$oauthtoken"
 # The system packages of the NGC stand-in: a real CPU torch (a wheel this kind of machine
 # keeps on disk), numpy, and JupyterLab as NGC images ship it.
-PIP_SPEC = os.environ.get(
-    "SPARKFLEET_TESTBED_PIP_SPEC", "torch==2.13.0 numpy jupyterlab ipykernel"
-)
+PIP_SPEC = os.environ.get("SPARKFLEET_TESTBED_PIP_SPEC", "torch==2.13.0 numpy jupyterlab ipykernel")
 DEBOOTSTRAP_INCLUDE = "systemd,systemd-sysv,python3,dbus,sudo"
 HOST_TOOLS = {
     "debootstrap": "debootstrap",
@@ -58,13 +59,45 @@ HOST_TOOLS = {
 }
 # Docker 20.10 knows these; SYS_RESOURCE is left out because the daemon's bounding set
 # lacks it here, which is also why --privileged fails (see shared notes on the test bed).
-CAPABILITIES = (
-    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
-    "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER "
-    "SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE "
-    "SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE "
-    "MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ"
-).split()
+CAPABILITIES = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+]
 
 
 def log(message: str) -> None:
@@ -119,9 +152,7 @@ def ensure_engine() -> None:
     else:
         # No systemd on CI machines: run the daemon in its own session so it outlives us.
         logfile = open("/var/log/sparkfleet-testbed-dockerd.log", "ab")  # noqa: SIM115
-        subprocess.Popen(  # noqa: S603
-            ["dockerd"], stdout=logfile, stderr=logfile, start_new_session=True
-        )
+        subprocess.Popen(["dockerd"], stdout=logfile, stderr=logfile, start_new_session=True)
     for _ in range(60):
         if ok(["docker", "info"]):
             log("Docker engine answers")
@@ -161,11 +192,25 @@ def ensure_base_image() -> str:
         return wanted
     log("building the Debian 12 + systemd base image with debootstrap (about a minute)")
     with tempfile.TemporaryDirectory(prefix="sparkfleet-rootfs-") as rootfs:
-        run(["debootstrap", "--variant=minbase", f"--include={DEBOOTSTRAP_INCLUDE}", "bookworm", rootfs],
-            stdout=subprocess.DEVNULL)
-        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)  # noqa: S603,S607
-        run(["docker", "import", "-c", 'CMD ["/lib/systemd/systemd"]', "-c", f"LABEL {LABEL}={wanted}",
-             "-", BASE_IMAGE], stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        run(
+            ["debootstrap", "--variant=minbase", f"--include={DEBOOTSTRAP_INCLUDE}", "bookworm", rootfs],
+            stdout=subprocess.DEVNULL,
+        )
+        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+        run(
+            [
+                "docker",
+                "import",
+                "-c",
+                'CMD ["/lib/systemd/systemd"]',
+                "-c",
+                f"LABEL {LABEL}={wanted}",
+                "-",
+                BASE_IMAGE,
+            ],
+            stdin=tar.stdout,
+            stdout=subprocess.DEVNULL,
+        )
         if tar.wait() != 0:
             sys.exit("[testbed] tar of the debootstrap root failed")
     return wanted
@@ -178,8 +223,11 @@ def ensure_built(image: str, context: Path, parent: str, build_args: dict[str, s
     log(f"building {image}")
     args = [f"--build-arg={k}={v}" for k, v in {"BASE_IMAGE": BASE_IMAGE, **build_args}.items()]
     # The legacy builder: BuildKit's frontends would be pulled from a registry we cannot reach.
-    run(["docker", "build", "--quiet", f"--label={LABEL}={wanted}", *args, "-t", image, str(context)],
-        env=dict(os.environ, DOCKER_BUILDKIT="0"), stdout=subprocess.DEVNULL)
+    run(
+        ["docker", "build", "--quiet", f"--label={LABEL}={wanted}", *args, "-t", image, str(context)],
+        env=dict(os.environ, DOCKER_BUILDKIT="0"),
+        stdout=subprocess.DEVNULL,
+    )
     return wanted
 
 
@@ -193,10 +241,29 @@ def ensure_wheels(context: Path) -> None:
     shutil.rmtree(wheels, ignore_errors=True)
     wheels.mkdir(parents=True)
     machine = platform.machine()
-    run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--python-version", "3.11",
-         "--implementation", "cp", "--platform", f"manylinux_2_28_{machine}", "--platform",
-         f"manylinux_2_17_{machine}", "--platform", f"manylinux2014_{machine}", "-d", str(wheels),
-         *PIP_SPEC.split()])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--platform",
+            f"manylinux_2_28_{machine}",
+            "--platform",
+            f"manylinux_2_17_{machine}",
+            "--platform",
+            f"manylinux2014_{machine}",
+            "-d",
+            str(wheels),
+            *PIP_SPEC.split(),
+        ]
+    )
     marker.write_text(PIP_SPEC)
 
 
@@ -240,8 +307,24 @@ def ensure_service(name: str, wanted: str, run_args: list[str]) -> None:
         return
     log(f"starting {name}")
     run(["docker", "rm", "-f", name], check=False, capture=True)
-    run(["docker", "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
-         "--restart", "unless-stopped", f"--label={LABEL}={wanted}", *run_args], stdout=subprocess.DEVNULL)
+    run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--hostname",
+            name,
+            "--network",
+            NETWORK,
+            "--restart",
+            "unless-stopped",
+            f"--label={LABEL}={wanted}",
+            *run_args,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def secret_file(path: Path, factory: object = lambda: secrets.token_urlsafe(32)) -> str:
@@ -260,8 +343,11 @@ def ensure_registry(services: str) -> str:
     conf.mkdir(parents=True, exist_ok=True)
     htpasswd = conf / "htpasswd"
     # htpasswd -i reads the password from stdin, so the key is never on a command line.
-    check = run(["htpasswd", "-vi", str(htpasswd), NGC_USER], input=api_key, check=False, capture=True) \
-        if htpasswd.is_file() else None
+    check = (
+        run(["htpasswd", "-vi", str(htpasswd), NGC_USER], input=api_key, check=False, capture=True)
+        if htpasswd.is_file()
+        else None
+    )
     if check is None or check.returncode != 0:
         run(["htpasswd", "-ciB", str(htpasswd), NGC_USER], input=api_key, capture=True)
     htpasswd.chmod(0o644)  # read by the registry inside its container
@@ -273,12 +359,19 @@ def ensure_registry(services: str) -> str:
         "auth:\n  htpasswd:\n    realm: sparkfleet-testbed\n    path: /etc/docker/registry/htpasswd\n"
     )
     wanted = digest_of(services, conf)
-    ensure_service(REGISTRY_NAME, wanted, [
-        "-p", f"127.0.0.1:{REGISTRY_PORT}:{REGISTRY_PORT}",
-        "-v", f"{conf}:/etc/docker/registry:ro",
-        "-v", "sparkfleet-testbed-registry:/var/lib/docker-registry",
-        SERVICES_IMAGE,
-    ])
+    ensure_service(
+        REGISTRY_NAME,
+        wanted,
+        [
+            "-p",
+            f"127.0.0.1:{REGISTRY_PORT}:{REGISTRY_PORT}",
+            "-v",
+            f"{conf}:/etc/docker/registry:ro",
+            "-v",
+            "sparkfleet-testbed-registry:/var/lib/docker-registry",
+            SERVICES_IMAGE,
+        ],
+    )
     return api_key
 
 
@@ -287,8 +380,16 @@ def push_ngc_images(images: dict[str, str], api_key: str) -> dict[str, dict[str,
     env = dict(os.environ, DOCKER_CONFIG=str(STATE / "docker-config"))
     local_registry = f"127.0.0.1:{REGISTRY_PORT}"
     for _ in range(30):
-        if run(["docker", "login", "-u", NGC_USER, "--password-stdin", local_registry], input=api_key,
-               env=env, check=False, capture=True).returncode == 0:
+        if (
+            run(
+                ["docker", "login", "-u", NGC_USER, "--password-stdin", local_registry],
+                input=api_key,
+                env=env,
+                check=False,
+                capture=True,
+            ).returncode
+            == 0
+        ):
             break
         time.sleep(1)
     else:
@@ -310,10 +411,10 @@ def push_ngc_images(images: dict[str, str], api_key: str) -> dict[str, dict[str,
     return result
 
 
-def ensure_apt_repo(services: str) -> None:
+def ensure_apt_repo() -> Path:
     repo = STATE / "apt-repo"
     source = HERE / "apt"
-    wanted = digest_of(services, source)
+    wanted = digest_of(source)
     stamp = repo / ".hash"
     if not (stamp.is_file() and stamp.read_text() == wanted):
         log("building the signed apt repo of stand-in NVIDIA packages")
@@ -321,10 +422,87 @@ def ensure_apt_repo(services: str) -> None:
         (STATE / "gnupg").mkdir(mode=0o700, parents=True, exist_ok=True)
         run(["bash", str(source / "build.sh"), str(repo), str(STATE / "gnupg")], stdout=subprocess.DEVNULL)
         stamp.write_text(wanted)
-    ensure_service(APT_NAME, wanted, [
-        "-v", f"{repo}:/srv/apt:ro", SERVICES_IMAGE,
-        "python3", "-m", "http.server", "80", "--directory", "/srv/apt",
-    ])
+    return repo / "libnvidia-container"
+
+
+def ensure_xformers_git() -> Path:
+    """The xformers stand-in as a bare git repo with the release tag, served over dumb HTTP
+    (`git update-server-info`), so Sparks fetch it the way they fetch GitHub."""
+    root = STATE / "git"
+    source = HERE / "xformers-standin"
+    wanted = digest_of(source, XFORMERS_TAG)
+    stamp = root / ".hash"
+    if stamp.is_file() and stamp.read_text() == wanted:
+        return root
+    log("publishing the xformers stand-in as a git repo")
+    shutil.rmtree(root, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="sparkfleet-xformers-") as work:
+        shutil.copytree(source, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        git = ["git", "-C", work, "-c", "user.name=testbed", "-c", "user.email=testbed@sparkfleet.invalid"]
+        run([*git, "init", "-q", "-b", "main"])
+        run([*git, "add", "-A"])
+        run([*git, "commit", "-q", "-m", "xformers test stand-in"])
+        run([*git, "tag", XFORMERS_TAG])
+        run(["git", "clone", "-q", "--bare", work, str(root / "xformers.git")])
+    run(["git", "-C", str(root / "xformers.git"), "update-server-info"])
+    stamp.write_text(wanted)
+    return root
+
+
+def ensure_uv_release() -> Path:
+    """uv's release tarball, laid out as on its release page, repacked from PyPI's wheel."""
+    root = STATE / "uv"
+    triple = f"{platform.machine()}-unknown-linux-gnu"
+    tarball = root / "releases" / "download" / UV_VERSION / f"uv-{triple}.tar.gz"
+    if tarball.is_file():
+        return root
+    log(f"fetching uv {UV_VERSION} for the release mirror")
+    with tempfile.TemporaryDirectory(prefix="sparkfleet-uv-") as work:
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--platform",
+                f"manylinux_2_17_{platform.machine()}",
+                "--platform",
+                f"manylinux2014_{platform.machine()}",
+                "-d",
+                work,
+                f"uv=={UV_VERSION}",
+            ]
+        )
+        (wheel,) = Path(work).glob("uv-*.whl")
+        unpacked = Path(work) / f"uv-{triple}"
+        unpacked.mkdir()
+        with zipfile.ZipFile(wheel) as archive:
+            for name in ("uv", "uvx"):
+                target = unpacked / name
+                target.write_bytes(archive.read(f"uv-{UV_VERSION}.data/scripts/{name}"))
+                target.chmod(0o755)
+        tarball.parent.mkdir(parents=True, exist_ok=True)
+        run(["tar", "-C", work, "-czf", str(tarball), unpacked.name])
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    Path(f"{tarball}.sha256").write_text(f"{digest}  {tarball.name}\n")
+    return root
+
+
+def ensure_file_server(services: str) -> None:
+    mounts = {
+        "libnvidia-container": ensure_apt_repo(),
+        "git": ensure_xformers_git(),
+        "uv": ensure_uv_release(),
+    }
+    volumes = [arg for name, path in mounts.items() for arg in ("-v", f"{path}:/srv/www/{name}:ro")]
+    stamps = [(STATE / d / ".hash").read_text() for d in ("apt-repo", "git")]
+    wanted = digest_of(services, *stamps, UV_VERSION, *volumes)
+    ensure_service(
+        APT_NAME, wanted, [*volumes, SERVICES_IMAGE, "python3", "-m", "http.server", "80", "--directory", "/srv/www"]
+    )
 
 
 def up(_: argparse.Namespace) -> None:
@@ -338,7 +516,7 @@ def up(_: argparse.Namespace) -> None:
     images = ensure_ngc_images(base)
     ensure_network()
     api_key = ensure_registry(services)
-    ensure_apt_repo(services)
+    ensure_file_server(services)
     ngc = push_ngc_images(images, api_key)
     facts = {
         "network": NETWORK,
@@ -349,6 +527,10 @@ def up(_: argparse.Namespace) -> None:
         "ngc_images": ngc,
         "apt_repo_url": f"http://{APT_NAME}/libnvidia-container/stable/deb/",
         "apt_key_url": f"http://{APT_NAME}/libnvidia-container/gpgkey",
+        "xformers_git_url": f"http://{APT_NAME}/git/xformers.git",
+        "xformers_tag": XFORMERS_TAG,
+        "uv_version": UV_VERSION,
+        "uv_download_base": f"http://{APT_NAME}/uv/releases/download",
         "deb_arch": deb_arch(),
     }
     (STATE / "testbed.json").write_text(json.dumps(facts, indent=2) + "\n")
@@ -367,15 +549,41 @@ def spark_up(names: list[str]) -> None:
             continue
         run(["docker", "rm", "-f", "-v", name], check=False, capture=True)
         caps = [f"--cap-add={cap}" for cap in CAPABILITIES]
-        run(["docker", "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
-             f"--label={LABEL}={wanted}", "--label=io.sparkfleet.testbed.role=spark",
-             "--cap-drop=ALL", *caps,
-             "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-             "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-             "--tmpfs", "/run", "--tmpfs", "/run/lock", "--stop-signal", "SIGRTMIN+3",
-             # The inner Docker engine needs a real filesystem for overlay2.
-             "-v", "/var/lib/docker",
-             SPARK_IMAGE], stdout=subprocess.DEVNULL)
+        run(
+            [
+                "docker",
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--hostname",
+                name,
+                "--network",
+                NETWORK,
+                f"--label={LABEL}={wanted}",
+                "--label=io.sparkfleet.testbed.role=spark",
+                "--cap-drop=ALL",
+                *caps,
+                "--security-opt",
+                "seccomp=unconfined",
+                "--security-opt",
+                "apparmor=unconfined",
+                "--cgroupns=host",
+                "-v",
+                "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                "--tmpfs",
+                "/run",
+                "--tmpfs",
+                "/run/lock",
+                "--stop-signal",
+                "SIGRTMIN+3",
+                # The inner Docker engine needs a real filesystem for overlay2.
+                "-v",
+                "/var/lib/docker",
+                SPARK_IMAGE,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
     for name in names:
         wait_for_spark(name)
     log(f"simulated Sparks up: {' '.join(names)}")
@@ -403,7 +611,10 @@ def inventory(names: list[str]) -> None:
     group_vars = inv_dir / "group_vars"
     if not group_vars.exists():
         group_vars.symlink_to(HERE / "inventory" / "group_vars")
-    hosts = {name: {"ansible_connection": "community.docker.docker"} for name in names}
+    hosts = {
+        name: {"ansible_connection": "community.docker.docker", "sparkfleet_testbed_state": str(STATE)}
+        for name in names
+    }
     (inv_dir / "hosts.yml").write_text(json.dumps({"sparks": {"hosts": hosts}}, indent=2) + "\n")
     print(inv_dir / "hosts.yml")
 

@@ -21,7 +21,10 @@ def main(release: str) -> None:
     (dist_info,) = SITE.glob("torch-*.dist-info")
     metadata = dist_info / "METADATA"
     text = metadata.read_text()
-    old = re.search(r"^Version: (\S+)$", text, re.MULTILINE).group(1)
+    found = re.search(r"^Version: (\S+)$", text, re.MULTILINE)
+    if found is None:
+        sys.exit(f"no Version in {metadata}")
+    old = found.group(1)
     new = f"{old}.nv{release}" if "+" in old else f"{old}+nv{release}"
     metadata.write_text(text.replace(f"Version: {old}", f"Version: {new}", 1))
     version_py = SITE / "torch" / "version.py"
