@@ -34,7 +34,7 @@ lint: $(VENV)/.installed
 	yamllint --strict .
 	ansible-lint
 	ruff check src tests tools plugins
-	mypy src tests/testbed tools
+	mypy src tests/testbed tools plugins
 
 unit: $(VENV)/.installed
 	pytest

@@ -45,6 +45,7 @@ REGISTRY_PORT = 5000
 APT_NAME = "sparkfleet-apt"
 XFORMERS_TAG = "v0.0.33"
 UV_VERSION = "0.13.9"
+SPARK_CA_BUNDLE = "/etc/ssl/sparkfleet-testbed-ca.pem"
 NGC_USER = "$oauthtoken"
 # The system packages of the NGC stand-in: a real CPU torch (a wheel this kind of machine
 # keeps on disk), numpy, and JupyterLab as NGC images ship it.
@@ -586,6 +587,8 @@ def spark_up(names: list[str]) -> None:
         )
     for name in names:
         wait_for_spark(name)
+        # The lab's CA: HTTPS from this machine goes through a TLS-intercepting proxy.
+        run(["docker", "cp", host_ca_bundle(), f"{name}:{SPARK_CA_BUNDLE}"], capture=True)
     log(f"simulated Sparks up: {' '.join(names)}")
 
 
@@ -597,6 +600,10 @@ def wait_for_spark(name: str) -> None:
             return
         time.sleep(1)
     sys.exit(f"[testbed] simulated Spark {name} did not boot within 120 s")
+
+
+def host_ca_bundle() -> str:
+    return os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
 
 
 def spark_down(names: list[str]) -> None:

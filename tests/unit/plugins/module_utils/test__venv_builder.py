@@ -1,0 +1,417 @@
+"""The builder script: pure functions as tables, then whole runs against a stand-in torch and uv.
+
+The whole runs execute the script as a subprocess, as the container does, with a fake uv
+(stdlib venv + a scripted `sync`) and a fake system torch on PYTHONPATH: they prove the
+layout, the swap, the verification and the failure handling without Docker or a network.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansible_collections.sparkfleet.spark.plugins.module_utils import _venv_builder as vb
+
+SCRIPT = vb.__file__
+GIB = 1024**3
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("12.1", "12.1"),
+        ("12.1\n", "12.1"),
+        ("12.1\n12.1\n", "12.1"),  # nvidia-smi, two GPUs of one kind
+        ("8.6\n12.1\n", "8.6 12.1"),  # nvidia-smi, mixed GPUs
+        ("12.1 12.0", "12.0 12.1"),
+        ("12.0;12.1", "12.0 12.1"),
+        ("12.0, 12.1", "12.0 12.1"),
+        ("12.1+PTX", "12.1+PTX"),
+        ("12.1+ptx", "12.1+PTX"),  # torch only knows the upper-case suffix
+        ("12.1 12.1+PTX", "12.1+PTX"),  # same SASS; PTX added once
+        ("12.1a", "12.1a"),
+        ("12.1A+PTX", "12.1a+PTX"),
+        ("12.0 12.0a", "12.0 12.0a"),
+        ("8.0 8.6 9.0 10.0 11.0 12.0+PTX", "8.0 8.6 9.0 10.0 11.0 12.0+PTX"),  # the image's list: valid syntax
+        ("10.0 9.0 8.0", "8.0 9.0 10.0"),  # numeric, not lexical, order
+        ("  12.1  ", "12.1"),
+    ],
+)
+def test_sanitize_arch_list_accepts(value: str, expected: str) -> None:
+    assert vb.sanitize_arch_list(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("", "empty"),
+        ("   \n", "empty"),
+        ("sm_121", "'sm_121'"),
+        ("12", "'12'"),
+        ("12.1.3", "'12.1.3'"),
+        ("abc", "'abc'"),
+        ("12.1 abc", "'abc'"),
+        ("Blackwell", "'Blackwell'"),
+        ("12.1+SASS", "'12.1+SASS'"),
+        ("12.1f", "'12.1f'"),
+        ("[N/A]", "'[N/A]'"),  # nvidia-smi without a readable GPU
+        ("12.10", "'12.10'"),
+        ("-12.1", "'-12.1'"),
+    ],
+)
+def test_sanitize_arch_list_rejects_naming_the_token(value: str, named: str) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        vb.sanitize_arch_list(value)
+    assert named in str(excinfo.value)
+
+
+def test_sanitize_arch_list_hints_at_the_dotted_form() -> None:
+    with pytest.raises(ValueError, match=r"write 12\.1"):
+        vb.sanitize_arch_list("sm_121")
+
+
+@pytest.mark.parametrize(
+    ("mem", "cpus", "gib_per_job", "expected"),
+    [
+        (128 * GIB, 20, vb.GIB_PER_JOB, 14),  # DGX Spark: memory bounds it below the 20 cores
+        (119 * GIB, 20, vb.GIB_PER_JOB, 13),  # what a Spark reports as usable
+        (512 * GIB, 16, vb.GIB_PER_JOB, 16),  # capped at cpu_count
+        (8 * GIB, 4, vb.GIB_PER_JOB, 1),  # at least one
+        (0, 4, vb.GIB_PER_JOB, 1),
+        (64 * GIB, 0, vb.GIB_PER_JOB, 1),  # a bogus cpu count still gives a job
+        (64 * GIB, 32, 4, 16),
+        (64 * GIB, 32, 4.5, 14),
+    ],
+)
+def test_max_jobs(mem: int, cpus: int, gib_per_job: float, expected: int) -> None:
+    assert vb.max_jobs(mem, cpus, gib_per_job=gib_per_job) == expected
+
+
+def test_max_jobs_rejects_nonpositive_gib_per_job() -> None:
+    with pytest.raises(ValueError):
+        vb.max_jobs(GIB, 1, gib_per_job=0)
+
+
+def test_lock_hash(tmp_path: Path) -> None:
+    assert vb.lock_hash(str(tmp_path)) is None
+    (tmp_path / "pyproject.toml").write_text("[project]\nname='a'\n")
+    only_pyproject = vb.lock_hash(str(tmp_path))
+    assert only_pyproject is not None and only_pyproject.startswith("sha256:")
+    assert vb.lock_hash(str(tmp_path)) == only_pyproject  # stable
+    (tmp_path / "uv.lock").write_text("version = 1\n")
+    with_lock = vb.lock_hash(str(tmp_path))
+    assert with_lock != only_pyproject
+    (tmp_path / "uv.lock").write_text("version = 2\n")
+    assert vb.lock_hash(str(tmp_path)) not in (with_lock, only_pyproject)
+    (tmp_path / "notebook.ipynb").write_text("{}")
+    assert vb.lock_hash(str(tmp_path)) == vb.lock_hash(str(tmp_path))
+
+
+def test_lock_hash_does_not_depend_on_the_directory(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "pyproject.toml").write_text("[project]\nname='a'\n")
+    assert vb.lock_hash(str(tmp_path / "a")) == vb.lock_hash(str(tmp_path / "b"))
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            [
+                "Using CPython 3.11.2",
+                "error: No solution found when resolving dependencies",
+                "  cause: Because nonexistent-package-xyz was not found in the package registry",
+            ],
+            "error: No solution found when resolving dependencies cause: Because nonexistent-package-xyz was not "
+            "found in the package registry",
+        ),
+        (["a", "b", "c", "d", "e", "f"], "b c d e f"),
+        (
+            ["  \u00d7 No solution found", "  \u2570\u2500\u25b6 Because x"],
+            "\u00d7 No solution found \u2570\u2500\u25b6 Because x",
+        ),
+    ],
+)
+def test_error_summary(lines: list[str], expected: str) -> None:
+    assert vb._error_summary(lines) == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["/opt/sparkfleet/bin/uv", "sync", "--python", "/p/bin/python"], "uv sync"),
+        (["/opt/sparkfleet/bin/uv", "pip", "install", "--python", "x"], "uv pip install"),
+        (["/opt/sparkfleet/bin/uv", "venv", "--allow-existing"], "uv venv"),
+        (["/usr/bin/python3", "-m", "pip", "wheel", "--no-deps"], "python3 -m pip wheel"),
+    ],
+)
+def test_command_name(argv: list[str], expected: str) -> None:
+    assert vb._command_name(argv) == expected
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", ".venvs"])
+def test_venv_name_must_be_plain(name: str) -> None:
+    with pytest.raises(SystemExit):
+        vb.parse_args(["probe", "--project", "/p", "--venv", name])
+
+
+# --------------------------------------------------------------------------- whole runs
+
+FAKE_UV = r'''#!PYTHON
+"""Stand-in for uv: `venv` via the stdlib, `sync` scripted by FAKE_UV_SYNC, `pip install` records."""
+import os, subprocess, sys
+args = sys.argv[1:]
+if args[0] == "venv":
+    python = args[args.index("--python") + 1]
+    subprocess.check_call([python, "-m", "venv", "--system-site-packages", "--without-pip", args[-1]])
+elif args[0] == "sync":
+    mode = os.environ.get("FAKE_UV_SYNC", "ok")
+    if mode == "fail":
+        print("Resolved 3 packages")
+        print("error: No solution found when resolving dependencies")
+        print("  cause: Because nonexistent-package-xyz was not found in the package registry")
+        sys.exit(1)
+    target = os.environ["UV_PROJECT_ENVIRONMENT"]
+    if mode == "shadow-torch":
+        code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        site = subprocess.check_output([target + "/bin/python", "-c", code], text=True).strip()
+        os.makedirs(os.path.join(site, "torch"))
+        with open(os.path.join(site, "torch", "__init__.py"), "w") as f:
+            f.write("__version__ = '2.5.1'\n")
+    if not os.path.exists("uv.lock"):
+        with open("uv.lock", "w") as f:
+            f.write("version = 1\n")
+elif args[0] == "pip":
+    with open(os.path.join(os.environ.get("FAKE_UV_LOG_DIR", "."), "pip-install.log"), "a") as f:
+        f.write(" ".join(args) + "\n")
+'''
+
+
+@pytest.fixture
+def fake_env(tmp_path: Path) -> dict[str, str]:
+    """A project, a fake uv and a fake system torch; returns the environment for the script."""
+    site = tmp_path / "system-site"
+    (site / "torch").mkdir(parents=True)
+    (site / "torch" / "__init__.py").write_text("from .version import __version__\n")
+    (site / "torch" / "version.py").write_text("__version__ = '2.13.0+cpu.nv25.11'\n")
+    (site / "sparkfleet_probe_mod.py").write_text("VALUE = 1\n")
+    uv = tmp_path / "uv"
+    uv.write_text(FAKE_UV.replace("PYTHON", sys.executable, 1))
+    uv.chmod(0o755)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[project]\nname = 'p'\nversion = '0'\n")
+    (project / "notebook.ipynb").write_text("{}")
+    # The fake system torch must come AFTER a venv's own site-packages on sys.path, as the
+    # image's dist-packages do: sitecustomize runs after site setup and appends it.
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(f"import sys\nsys.path.append({str(site)!r})\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+    env.update(PYTHONPATH=str(hooks), FAKE_UV_LOG_DIR=str(tmp_path))
+    return env
+
+
+def run_script(env: dict[str, str], *args: str, **extra_env: str) -> tuple[int, dict]:
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, *args],
+        capture_output=True,
+        text=True,
+        env={**env, **extra_env},
+        timeout=120,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, f"stdout must be one JSON line:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc.returncode, json.loads(lines[0])
+
+
+def build(env: dict[str, str], project: Path, *extra: str, **extra_env: str) -> tuple[int, dict]:
+    uv = str(project.parent / "uv")
+    stamp = json.dumps({"image_id": "sha256:aaa", "repo_digest": None, "wheels": []})
+    return run_script(env, "build", "--project", str(project), "--uv", uv, "--stamp", stamp, *extra, **extra_env)
+
+
+def built_venvs(project: Path) -> list[str]:
+    return sorted(name for name in os.listdir(project / ".venvs") if name.startswith("venv-"))
+
+
+def test_probe_without_venv(fake_env: dict[str, str], tmp_path: Path) -> None:
+    rc, result = run_script(fake_env, "probe", "--project", str(tmp_path / "project"))
+    assert rc == 0
+    assert result["python_version"] == vb.platform.python_version()
+    assert result["system_torch"] == {
+        "version": "2.13.0+cpu.nv25.11",
+        "file": str((tmp_path / "system-site" / "torch" / "__init__.py").resolve()),
+    }
+    assert result["venv"]["exists"] is False
+    assert result["venv"]["interpreter_ok"] is False
+    assert result["venv"]["stamp"] is None
+    assert result["lock_hash"] == vb.lock_hash(str(tmp_path / "project"))
+
+
+def test_build_swap_probe_repair_and_failure(fake_env: dict[str, str], tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    rc, first = build(fake_env, project, "--verify-import", "sparkfleet_probe_mod", "--no-install-package", "xformers")
+    assert rc == 0, first
+    link = project / ".venv"
+    assert link.is_symlink() and os.readlink(link) == os.path.join(".venvs", first["venv"]["id"])
+    assert first["stamp"]["image_id"] == "sha256:aaa"
+    assert first["stamp"]["torch"]["version"] == "2.13.0+cpu.nv25.11"
+    # uv sync wrote uv.lock: the stamp holds the hash after sync, so the next probe agrees.
+    assert (project / "uv.lock").exists()
+    rc, probe = run_script(fake_env, "probe", "--project", str(project))
+    assert probe["venv"]["interpreter_ok"] is True and probe["venv"]["managed"] is True
+    assert probe["venv"]["stamp"]["lock_hash"] == probe["lock_hash"]
+
+    # A second build supersedes the first, whose directory goes.
+    rc, second = build(fake_env, project)
+    assert rc == 0, second
+    assert not Path(first["venv"]["target"]).exists()
+    assert second["removed"] == [first["venv"]["target"]]
+
+    # Break the interpreter: the probe says so.
+    (Path(second["venv"]["target"]) / "bin" / "python").unlink()
+    rc, probe = run_script(fake_env, "probe", "--project", str(project))
+    assert probe["venv"]["interpreter_ok"] is False
+    assert "missing or a dangling link" in probe["venv"]["interpreter_error"]
+
+    # A failed build leaves .venv as it was and removes its own directory only.
+    before = sorted(os.listdir(project / ".venvs"))
+    assert built_venvs(project) == [second["venv"]["id"]]
+    rc, failed = build(fake_env, project, FAKE_UV_SYNC="fail")
+    assert rc == 1
+    assert failed["failed"] is True and failed["stage"] == "sync"
+    assert "nonexistent-package-xyz was not found" in failed["msg"]
+    assert failed["log_tail"][-1].strip().startswith("cause:")
+    assert os.readlink(link) == os.path.join(".venvs", second["venv"]["id"])
+    assert sorted(os.listdir(project / ".venvs")) == before
+    assert (project / "notebook.ipynb").read_text() == "{}"
+
+
+def test_build_moves_a_real_venv_directory_aside(fake_env: dict[str, str], tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / ".venv" / "lib").mkdir(parents=True)
+    (project / ".venv" / "lib" / "precious.txt").write_text("keep me")
+    rc, result = build(fake_env, project)
+    assert rc == 0, result
+    moved = Path(result["moved_aside"])
+    assert moved.parent == project / ".venvs" and (moved / "lib" / "precious.txt").read_text() == "keep me"
+    # Not ours: a later build's cleanup keeps it.
+    rc, again = build(fake_env, project)
+    assert rc == 0 and moved.exists() and str(moved) not in again["removed"]
+
+
+def test_build_installs_wheels_without_deps(fake_env: dict[str, str], tmp_path: Path) -> None:
+    wheel = tmp_path / "xformers-0.0.33-cp311-cp311-linux_x86_64.whl"
+    wheel.write_bytes(b"PK")
+    rc, result = build(fake_env, tmp_path / "project", "--wheel", str(wheel))
+    assert rc == 0, result
+    assert result["stamp"]["wheels"] == [wheel.name]
+    log = (tmp_path / "pip-install.log").read_text()
+    assert "--no-deps" in log and str(wheel) in log
+
+
+@pytest.mark.parametrize(
+    ("extra", "extra_env", "stage", "message"),
+    [
+        ((), {"FAKE_UV_SYNC": "shadow-torch"}, "verify", "torch resolves inside the new venv"),
+        (("--verify-import", "xformers_missing"), {}, "verify", "xformers_missing"),
+        (("--wheel", "/nonexistent/x.whl"), {}, "prepare", "does not exist"),
+    ],
+)
+def test_build_failures_keep_the_old_venv(
+    fake_env: dict[str, str],
+    tmp_path: Path,
+    extra: tuple[str, ...],
+    extra_env: dict[str, str],
+    stage: str,
+    message: str,
+) -> None:
+    project = tmp_path / "project"
+    rc, good = build(fake_env, project)
+    assert rc == 0, good
+    rc, failed = build(fake_env, project, *extra, **extra_env)
+    assert rc == 1 and failed["stage"] == stage and message in failed["msg"], failed
+    assert os.readlink(project / ".venv") == os.path.join(".venvs", good["venv"]["id"])
+    assert built_venvs(project) == [good["venv"]["id"]]
+
+
+def test_one_build_at_a_time(fake_env: dict[str, str], tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / ".venvs").mkdir()
+    with open(project / ".venvs" / vb.LOCK_FILE, "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        rc, result = build(fake_env, project)
+    assert rc == 1 and result["stage"] == "lock" and "another venv build is running" in result["msg"]
+    assert built_venvs(project) == [] and not (project / ".venv").exists()
+    rc, result = build(fake_env, project)
+    assert rc == 0, result
+
+
+def test_build_wheel_rejects_a_bad_arch_list(fake_env: dict[str, str], tmp_path: Path) -> None:
+    rc, result = run_script(
+        fake_env, "build-wheel", "--source", str(tmp_path), "--out", str(tmp_path / "out"), "--arch-list", "sm_121"
+    )
+    assert rc == 1 and result["stage"] == "arguments" and "'sm_121'" in result["msg"]
+
+
+IN_TREE_BACKEND = """
+import json, os, zipfile
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    with open(SEEN, "w") as handle:
+        json.dump({k: os.environ.get(k) for k in ("TORCH_CUDA_ARCH_LIST", "MAX_JOBS")}, handle)
+    name = "probe_ext-0.1-py3-none-any.whl"
+    info = "probe_ext-0.1.dist-info/"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as whl:
+        whl.writestr(info + "METADATA", "Metadata-Version: 2.1\\nName: probe_ext\\nVersion: 0.1\\n")
+        whl.writestr(info + "WHEEL", "Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n")
+        whl.writestr(info + "RECORD", "")
+    return name
+"""
+
+
+def test_build_wheel_sets_arch_list_and_max_jobs(fake_env: dict[str, str], tmp_path: Path) -> None:
+    """A source tree with an in-tree PEP 517 backend that records the environment of its build."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+        '[project]\nname = "probe_ext"\nversion = "0.1"\n'
+    )
+    (src / "backend.py").write_text(f"SEEN = {str(tmp_path / 'seen.json')!r}\n" + IN_TREE_BACKEND)
+    env = {**fake_env, "TORCH_CUDA_ARCH_LIST": "8.0 8.6 9.0 10.0 11.0 12.0+PTX", "PIP_NO_INDEX": "1"}
+    rc, result = run_script(
+        env, "build-wheel", "--source", str(src), "--out", str(tmp_path / "out"), "--arch-list", "12.1\n12.1\n"
+    )
+    if rc == 1 and "No module named pip" in json.dumps(result):
+        pytest.skip("pip is not available to this interpreter")
+    assert rc == 0, result
+    assert result["arch_list"] == "12.1" and result["max_jobs"] >= 1
+    assert Path(result["wheel"]).is_file() and Path(result["wheel"]).parent == tmp_path / "out"
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen == {"TORCH_CUDA_ARCH_LIST": "12.1", "MAX_JOBS": str(result["max_jobs"])}
+    assert os.listdir(tmp_path / "out") == [Path(result["wheel"]).name]
+
+
+def test_build_wheel_honours_max_jobs(fake_env: dict[str, str], tmp_path: Path) -> None:
+    rc, result = run_script(
+        fake_env,
+        "build-wheel",
+        "--source",
+        str(tmp_path / "missing"),
+        "--out",
+        str(tmp_path / "out"),
+        "--arch-list",
+        "12.1",
+        "--max-jobs",
+        "0",
+    )
+    assert rc == 1 and result["stage"] == "arguments" and "--max-jobs" in result["msg"]
