@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 INVENTORY ?=
 LOCAL_SPARK ?= sparkfleet-spark-1
-SCENARIOS ?= default
+SCENARIOS ?= default upgrade
 
 .PHONY: provision test lint unit molecule testbed clean
 
@@ -33,8 +33,8 @@ endif
 lint: $(VENV)/.installed
 	yamllint --strict .
 	ansible-lint
-	ruff check src tests tools plugins
-	mypy src tests/testbed tools plugins
+	ruff check src tests tools plugins bench
+	mypy src tests/testbed tools plugins bench
 
 unit: $(VENV)/.installed
 	pytest
