@@ -40,11 +40,7 @@ unit: $(VENV)/.installed
 	pytest
 
 molecule: testbed
-	for scenario in $(SCENARIOS); do \
-	  start=$$(date +%s); \
-	  molecule test -s $$scenario; \
-	  echo "[timing] molecule $$scenario: $$(( $$(date +%s) - start )) s"; \
-	done
+	bash tests/molecule_timed.sh $(SCENARIOS)
 
 test: lint unit molecule
 

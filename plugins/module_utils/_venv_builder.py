@@ -539,6 +539,9 @@ def build(
     verify_imports: list[str],
 ) -> dict[str, Any]:
     project = os.path.abspath(project)
+    # uv runs from the project directory: resolve the caller's relative paths first.
+    uv = os.path.abspath(uv)
+    wheels = [os.path.abspath(wheel) for wheel in wheels]
     stage = "prepare"
     if not os.path.isfile(os.path.join(project, "pyproject.toml")):
         raise BuilderError(stage, f"{project} has no pyproject.toml")
@@ -678,6 +681,12 @@ def build_wheel(source: str, out: str, arch_list: str, jobs: int | None) -> dict
         env["FORCE_CUDA"] = "1"
     env.pop("PIP_REQUIRE_VIRTUALENV", None)
     try:
+        if os.path.isdir(source):
+            # pip builds a local directory in place, and setuptools skips an extension whose
+            # build/ output is newer than its sources, whatever the arch list: build a clean copy.
+            copy = os.path.join(tmp, "src")
+            shutil.copytree(source, copy, symlinks=True, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info"))
+            source = copy
         run_tool(
             [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-w", tmp, source],
             "build-wheel",

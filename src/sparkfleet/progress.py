@@ -1,0 +1,81 @@
+"""The live per-host view: one line per host, updated as task results arrive.
+
+On a terminal the block of host lines is redrawn in place (carriage return, cursor up);
+otherwise each result prints one plain line, which suits logs and CI.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from sparkfleet.events import RESULT_EVENTS
+
+
+@dataclass
+class _HostLine:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: bool = False
+    task: str = ""
+
+    def render(self, host: str, width: int) -> str:
+        counts = f"{self.ok} ok, {self.changed} changed"
+        if self.failed:
+            counts += f", {self.failed} failed"
+        if self.unreachable:
+            counts = "UNREACHABLE"
+        return f"{host:<{width}}  [{counts}]  {self.task}".rstrip()
+
+
+class ProgressView:
+    """Feed it runner events; it writes the per-host lines to `stream`."""
+
+    def __init__(self, stream: TextIO, hosts: Iterable[str] = (), *, tty: bool | None = None) -> None:
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self.lines: dict[str, _HostLine] = {host: _HostLine() for host in hosts}
+        self._drawn = 0
+
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("event")
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        if not host:
+            return
+        line = self.lines.setdefault(str(host), _HostLine())
+        task = str(data.get("task") or "")
+        role = data.get("role")
+        line.task = f"{role} : {task}" if role else task
+        if kind not in RESULT_EVENTS and kind != "runner_on_start":
+            return
+        res = data.get("res") or {}
+        if kind == "runner_on_ok":
+            line.ok += 1
+            line.changed += 1 if res.get("changed") else 0
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            line.failed += 1
+        elif kind == "runner_on_unreachable":
+            line.unreachable = True
+        if self.tty:
+            self._redraw()
+        elif kind != "runner_on_start":
+            self.stream.write(line.render(str(host), self._width()) + "\n")
+            self.stream.flush()
+
+    def _width(self) -> int:
+        return max((len(h) for h in self.lines), default=0)
+
+    def _redraw(self) -> None:
+        out = []
+        if self._drawn:
+            out.append(f"\x1b[{self._drawn}A")
+        width = self._width()
+        for host, line in self.lines.items():
+            out.append("\r\x1b[2K" + line.render(host, width)[: shutil.get_terminal_size().columns - 1] + "\n")
+        self._drawn = len(self.lines)
+        self.stream.write("".join(out))
+        self.stream.flush()

@@ -1,0 +1,85 @@
+"""`sparkfleet status`: each host's image, venv stamp, torch/xformers and Jupyter, from set_stats."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+STATUS_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "status.yml"
+
+
+def _json(text: Any) -> dict[str, Any]:
+    if isinstance(text, Mapping):
+        return dict(text)
+    try:
+        value = json.loads(text) if isinstance(text, str) and text.strip() else {}
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def reported(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """sparkfleet_status from the stats event's set_stats data."""
+    for event in events:
+        if event.get("event") == "playbook_on_stats":
+            data = (event.get("event_data") or {}).get("artifact_data") or {}
+            status = data.get("sparkfleet_status")
+            return dict(status) if isinstance(status, Mapping) else {}
+    return {}
+
+
+def _short_digest(digest: str | None) -> str:
+    if not digest:
+        return "-"
+    value = digest.split("@", 1)[-1]
+    algo, _, hexpart = value.partition(":")
+    return f"{algo}:{hexpart[:12]}" if hexpart else value[:19]
+
+
+def _tag(reference: str | None) -> str:
+    if not reference:
+        return "-"
+    name = reference.rsplit("/", 1)[-1]
+    return name.split("@", 1)[0] if "@" in name else name
+
+
+def venv_freshness(state: Mapping[str, Any], stamp: Mapping[str, Any]) -> str:
+    """fresh when the venv was stamped for the image the host now has, stale otherwise."""
+    image = state.get("ngc_image") or {}
+    if not stamp:
+        return "missing"
+    if not image.get("id"):
+        return "unknown"
+    if stamp.get("image_id") != image.get("id"):
+        return "stale"
+    if image.get("repo_digest") and stamp.get("repo_digest") and stamp["repo_digest"] != image["repo_digest"]:
+        return "stale"
+    return "fresh"
+
+
+def host_row(host: str, raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One host's status fields (strings, '-' when unknown)."""
+    if raw is None:
+        return {"host": host, "reported": False}
+    state, stamp = _json(raw.get("state")), _json(raw.get("stamp"))
+    image = state.get("ngc_image") or {}
+    versions = _json(raw.get("versions")) if raw.get("versions_rc") == 0 else {}
+    versions_note = "" if raw.get("versions_rc") in (0, None) else "error"
+    active = str(raw.get("jupyter") or "unknown")
+    return {
+        "host": host,
+        "reported": True,
+        "image": image.get("reference"),
+        "tag": _tag(image.get("reference")),
+        "image_id": image.get("id"),
+        "digest": image.get("repo_digest"),
+        "digest_short": _short_digest(image.get("repo_digest")),
+        "venv": venv_freshness(state, stamp),
+        "torch": versions.get("torch") or versions_note or "-",
+        "xformers": versions.get("xformers") or versions_note or "-",
+        "versions_error": raw.get("versions_error") or None if versions_note else None,
+        "jupyter": active,
+        "jupyter_url": raw.get("jupyter_url") if active == "active" else None,
+    }

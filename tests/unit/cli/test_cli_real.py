@@ -1,0 +1,93 @@
+"""End to end: the real ansible-runner, through sparkfleet's wrapper, on a local connection.
+
+The demo project (fixtures/project) writes files under a tmp dir; host c is unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import DEMO_PROJECT, demo_inventory
+
+from sparkfleet.cli import main
+
+
+@pytest.fixture(autouse=True)
+def demo_project(monkeypatch):
+    monkeypatch.setenv("SPARKFLEET_PLAYBOOK_DIR", str(DEMO_PROJECT))
+
+
+def test_drift_fix_then_clean_with_history(tmp_path: Path, capsys):
+    (tmp_path / "a.conf").write_text("port = 80\nname = demo\n")
+    inventory = str(demo_inventory(tmp_path))
+    history = tmp_path / "state" / "drift.jsonl"
+    base = ["drift", "-i", inventory, "--history", str(history)]
+
+    assert main(base) == 2
+    out = capsys.readouterr().out
+    assert "a  drift (3 tasks would change)" in out
+    assert "    demo : Write the demo config\n      -port = 80\n      +port = 8080\n" in out
+    assert (tmp_path / "a.conf").read_text() == "port = 80\nname = demo\n"  # check mode changed nothing
+
+    assert main([*base, "--fix"]) == 2
+    out = capsys.readouterr().out
+    assert "a  fixed (3 tasks corrected)" in out
+    assert "Fixed drift on 2 of 2 hosts (a, b)." in out
+    assert (tmp_path / "a.conf").read_text() == "port = 8080\nname = demo\n"
+
+    assert main([*base, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [h["state"] for h in report["hosts"]] == ["clean", "clean"]
+
+    records = [json.loads(line) for line in history.read_text().splitlines()]
+    assert [(r["fix"], r["exit_code"]) for r in records] == [(False, 2), (True, 2), (False, 0)]
+    assert records[0]["hosts"]["a"]["changes"][0] == {"role": "demo", "task": "Write the demo config"}
+    assert records[1]["hosts"]["a"]["state"] == "fixed"
+
+
+def test_provision_keeps_going_past_an_unreachable_host(tmp_path: Path, capsys):
+    inventory = str(demo_inventory(tmp_path, unreachable=True))
+    assert main(["provision", "-i", inventory]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["host", "ok", "changed", "failed", "unreachable", "time"]
+    assert out[1].split()[:5] == ["a", "3", "3", "0", "0"]
+    assert out[3].split()[:5] == ["c", "0", "0", "0", "1"]
+    assert out[4].startswith("c: unreachable: Failed to connect to the host via ssh")
+    assert out[-1] == "Converged 2 of 3 hosts."
+    assert (tmp_path / "b.conf").exists()
+
+
+def test_upgrade_stops_at_the_failed_batch(tmp_path: Path, capsys):
+    inventory = demo_inventory(tmp_path, fail_on=("b",))
+    data = json.loads(inventory.read_text())
+    data["sparks"]["hosts"]["d"] = dict(data["sparks"]["hosts"]["a"])
+    inventory.write_text(json.dumps(data))
+    code = main(["upgrade", "-i", str(inventory), "--image", "nvcr.io/nvidia/pytorch:25.12-py3", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert [(h["host"], h["result"], h["batch"]) for h in report["hosts"]] == [
+        ("a", "upgraded", 1),
+        ("b", "failed", 2),
+        ("d", "untouched", None),
+    ]
+    assert report["stopped_at_batch"] == 2
+    assert not (tmp_path / "d.conf").exists()  # untouched means untouched
+
+
+def test_status_reads_the_hosts(tmp_path: Path, capsys):
+    image = {"reference": "nvcr.io/nvidia/pytorch:25.11-py3", "id": "sha256:1111", "repo_digest": "r@sha256:ab12"}
+    for host, stamp_id in (("a", "sha256:1111"), ("b", "sha256:0000")):
+        (tmp_path / f"{host}.state.json").write_text(json.dumps({"ngc_image": image}))
+        (tmp_path / f"{host}.project" / ".venv").mkdir(parents=True)
+        (tmp_path / f"{host}.project" / ".venv" / "sparkfleet-stamp.json").write_text(
+            json.dumps({"image_id": stamp_id})
+        )
+    inventory = str(demo_inventory(tmp_path, unreachable=True, status=True))
+    assert main(["status", "-i", inventory]) == 1
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert rows[0] == ["host", "image", "digest", "venv", "torch", "xformers", "jupyter", "url"]
+    assert rows[1][:4] == ["a", "pytorch:25.11-py3", "sha256:ab12", "fresh"]
+    assert rows[2][:4] == ["b", "pytorch:25.11-py3", "sha256:ab12", "stale"]
+    assert rows[3] == ["c", "unreachable"]

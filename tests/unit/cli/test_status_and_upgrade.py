@@ -1,0 +1,92 @@
+"""Status rows from the recorded status playbook; rolling-upgrade batching."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import recorded
+
+from sparkfleet import status, upgrade
+from sparkfleet.errors import UsageError
+
+
+def test_status_rows_from_set_stats():
+    reported = status.reported(recorded("status")["events"])
+    assert sorted(reported) == ["a", "b"]
+    a = status.host_row("a", reported["a"])
+    b = status.host_row("b", reported["b"])
+    assert (a["tag"], a["digest_short"], a["venv"]) == ("pytorch:25.11-py3", "sha256:abcdef012345", "fresh")
+    assert b["venv"] == "stale"
+    # No such image on this machine: the versions are an error, with docker's reason.
+    assert a["torch"] == "error"
+    assert "No such image" in a["versions_error"]
+    assert status.host_row("c", reported.get("c")) == {"host": "c", "reported": False}
+
+
+def test_status_row_with_versions_and_jupyter():
+    raw = {
+        "state": json.dumps(
+            {"ngc_image": {"reference": "nvcr.io/nvidia/pytorch@sha256:" + "f" * 64, "id": "sha256:1"}}
+        ),
+        "stamp": json.dumps({"image_id": "sha256:1"}),
+        "versions_rc": 0,
+        "versions": json.dumps({"torch": "2.9.0a0+nv25.11", "xformers": "0.0.33"}),
+        "jupyter": "active",
+        "jupyter_url": "http://127.0.0.1:8888/lab",
+    }
+    row = status.host_row("s", raw)
+    assert (row["tag"], row["torch"], row["xformers"], row["venv"]) == ("pytorch", "2.9.0a0+nv25.11", "0.0.33", "fresh")
+    assert row["jupyter_url"] == "http://127.0.0.1:8888/lab"
+    assert status.host_row("s", {**raw, "jupyter": "inactive"})["jupyter_url"] is None
+
+
+@pytest.mark.parametrize(
+    ("state", "stamp", "expected"),
+    [
+        ({"ngc_image": {"id": "i1", "repo_digest": "d1"}}, {"image_id": "i1", "repo_digest": "d1"}, "fresh"),
+        ({"ngc_image": {"id": "i2", "repo_digest": "d1"}}, {"image_id": "i1", "repo_digest": "d1"}, "stale"),
+        ({"ngc_image": {"id": "i1", "repo_digest": "d2"}}, {"image_id": "i1", "repo_digest": "d1"}, "stale"),
+        ({"ngc_image": {"id": "i1"}}, {"image_id": "i1", "repo_digest": "d1"}, "fresh"),
+        ({"ngc_image": {"id": "i1"}}, {}, "missing"),
+        ({}, {"image_id": "i1"}, "unknown"),
+    ],
+)
+def test_venv_freshness(state, stamp, expected):
+    assert status.venv_freshness(state, stamp) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"), [("1", (1, False)), ("3", (3, False)), ("25%", (25, True)), (" 100% ", (100, True))]
+)
+def test_batch_size(text, parsed):
+    assert upgrade.parse_batch_size(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "x", "101%", "0%", "", "2.5"])
+def test_bad_batch_size(text):
+    with pytest.raises(UsageError, match="--batch-size"):
+        upgrade.parse_batch_size(text)
+
+
+@pytest.mark.parametrize(
+    ("hosts", "size", "percent", "plan"),
+    [
+        ("abcde", 2, False, [["a", "b"], ["c", "d"], ["e"]]),
+        ("abcde", 1, False, [["a"], ["b"], ["c"], ["d"], ["e"]]),
+        ("abcde", 10, False, [["a", "b", "c", "d", "e"]]),
+        ("abcde", 50, True, [["a", "b", "c"], ["d", "e"]]),
+        ("abcde", 1, True, [["a"], ["b"], ["c"], ["d"], ["e"]]),
+        ("", 2, False, []),
+    ],
+)
+def test_batches(hosts, size, percent, plan):
+    assert upgrade.batches(list(hosts), size, percent) == plan
+
+
+@pytest.mark.parametrize(
+    ("failed", "size", "threshold", "stops"),
+    [(0, 2, 0, False), (1, 2, 0, True), (1, 2, 50, False), (2, 3, 50, True), (1, 4, 25, False)],
+)
+def test_batch_stops(failed, size, threshold, stops):
+    assert upgrade.batch_stops(failed, size, threshold) is stops
