@@ -137,16 +137,22 @@ def max_jobs(mem_total_bytes: int, cpu_count: int, gib_per_job: float = GIB_PER_
     return max(1, min(max(1, cpu_count), by_memory))
 
 
-def lock_hash(project_dir: str) -> str | None:
-    """sha256 over pyproject.toml and, when present, uv.lock; None when pyproject.toml is missing."""
+def lock_hash(project_dir: str, pyproject: bytes | None = None) -> str | None:
+    """sha256 over pyproject.toml and, when present, uv.lock; None when pyproject.toml is missing.
+
+    `pyproject` replaces the file's content: the content a run is about to write.
+    """
     digest = hashlib.sha256()
     found = False
     for name in ("pyproject.toml", "uv.lock"):
-        try:
-            with open(os.path.join(project_dir, name), "rb") as handle:
-                data = handle.read()
-        except FileNotFoundError:
-            continue
+        if name == "pyproject.toml" and pyproject is not None:
+            data = pyproject
+        else:
+            try:
+                with open(os.path.join(project_dir, name), "rb") as handle:
+                    data = handle.read()
+            except FileNotFoundError:
+                continue
         found = found or name == "pyproject.toml"
         digest.update(b"%s\0%d\0" % (name.encode(), len(data)))
         digest.update(data)

@@ -139,6 +139,13 @@ options:
       - Interpreter inside the image that runs the builder; the venv is created from it.
     type: str
     default: python3
+  pyproject_content:
+    description:
+      - The content C(pyproject.toml) will have once this run's earlier tasks are applied (the workspace role
+        passes its rendered template). The lock hash of the desired stamp is computed from it instead of the file,
+        so check mode predicts the rebuild a pending template change implies, and does not predict one for a hand
+        edit that the template is about to revert. Outside check mode the file already has this content.
+    type: str
   force:
     description:
       - Rebuild the venv even when its stamp is current.
@@ -264,7 +271,7 @@ from ansible_collections.sparkfleet.spark.plugins.module_utils._container_venv i
     stamp_subset,
     url_password,
 )
-from ansible_collections.sparkfleet.spark.plugins.module_utils._venv_builder import STAMP_FILE
+from ansible_collections.sparkfleet.spark.plugins.module_utils._venv_builder import STAMP_FILE, lock_hash
 
 
 def _tail(text: str, lines: int = 20) -> list[str]:
@@ -437,6 +444,8 @@ class ContainerVenvManager:
         self.script = self.write_script()
         probe = self.probe()
         venv = probe.get("venv") or {}
+        if p["pyproject_content"] is not None:
+            probe = dict(probe, lock_hash=lock_hash(self.project_dir, p["pyproject_content"].encode("utf-8")))
         desired = desired_stamp(self.image_id, p["repo_digest"], p["wheels"], probe)
         decision = plan(desired, probe, force=p["force"])
         action, reasons = decision["action"], decision["reasons"]
@@ -521,6 +530,7 @@ def main() -> None:
             proxy_env=dict(type="dict", default={}, no_log=False),
             network=dict(type="str"),
             python=dict(type="str", default="python3"),
+            pyproject_content=dict(type="str"),
             force=dict(type="bool", default=False),
         ),
         supports_check_mode=True,

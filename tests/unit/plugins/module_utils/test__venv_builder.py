@@ -415,3 +415,24 @@ def test_build_wheel_honours_max_jobs(fake_env: dict[str, str], tmp_path: Path) 
         "0",
     )
     assert rc == 1 and result["stage"] == "arguments" and "--max-jobs" in result["msg"]
+
+
+@pytest.mark.parametrize(
+    ("on_disk", "about_to_write", "lock"),
+    [
+        ('dependencies = ["six==1.16.0"]\n', 'dependencies = ["six==1.17.0"]\n', None),
+        ('dependencies = ["six==1.16.0"]\n', 'dependencies = ["six==1.17.0"]\n', "version = 1\n"),
+        ("same\n", "same\n", "version = 1\n"),
+    ],
+)
+def test_lock_hash_of_content_about_to_be_written(
+    tmp_path: Path, on_disk: str, about_to_write: str, lock: str | None
+) -> None:
+    """Check mode hashes what the template will write; it must equal the hash once written."""
+    (tmp_path / "pyproject.toml").write_text(on_disk)
+    if lock is not None:
+        (tmp_path / "uv.lock").write_text(lock)
+    predicted = vb.lock_hash(str(tmp_path), about_to_write.encode())
+    (tmp_path / "pyproject.toml").write_text(about_to_write)
+    assert predicted == vb.lock_hash(str(tmp_path))
+    assert (predicted == vb.lock_hash(str(tmp_path), on_disk.encode())) == (on_disk == about_to_write)
