@@ -42,7 +42,7 @@ unit: $(VENV)/.installed
 molecule: testbed
 	bash tests/molecule_timed.sh $(SCENARIOS)
 
-test: lint unit molecule
+test: lint testbed unit molecule
 
 clean:
 	$(BIN)/python tests/testbed/testbed.py down --purge || true

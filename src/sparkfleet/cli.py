@@ -341,42 +341,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
-    p = sub.add_parser(
-        "provision",
-        parents=[common],
-        help="run site.yml with a live per-host view",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            parents=[common],
+            help=help_text,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    p = command("provision", "run site.yml with a live per-host view")
     p.set_defaults(func=cmd_provision)
 
-    p = sub.add_parser(
-        "drift",
-        parents=[common],
-        help="what a check run would change; --fix converges it",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command("drift", "what a check run would change; --fix converges it")
     p.add_argument("--fix", action="store_true", help="converge the drifted hosts and report what was corrected")
     p.add_argument("--history", metavar="FILE", help="JSON-lines file each run appends to")
     p.set_defaults(func=cmd_drift)
 
-    p = sub.add_parser(
-        "status",
-        parents=[common],
-        help="image, venv, torch/xformers and Jupyter per host",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command("status", "image, venv, torch/xformers and Jupyter per host")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser(
-        "upgrade",
-        parents=[common],
-        help="rolling upgrade to another image",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command("upgrade", "rolling upgrade to another image")
     p.add_argument("--image", required=True, metavar="REF", help="image reference, by tag or @sha256: digest")
     p.add_argument("--batch-size", default="1", metavar="N|P%", help="hosts per batch, or a share of the fleet")
     p.add_argument(

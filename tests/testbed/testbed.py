@@ -303,11 +303,9 @@ def ensure_network() -> None:
         run(["docker", "network", "create", NETWORK], stdout=subprocess.DEVNULL)
 
 
-def ensure_service(name: str, wanted: str, run_args: list[str]) -> None:
-    if container_label(name) == wanted:
-        return
-    log(f"starting {name}")
-    run(["docker", "rm", "-f", name], check=False, capture=True)
+def run_container(name: str, wanted: str, run_args: list[str]) -> None:
+    """(Re)start a detached test bed container on the network, labelled with its input hash."""
+    run(["docker", "rm", "-f", "-v", name], check=False, capture=True)
     run(
         [
             "docker",
@@ -319,13 +317,18 @@ def ensure_service(name: str, wanted: str, run_args: list[str]) -> None:
             name,
             "--network",
             NETWORK,
-            "--restart",
-            "unless-stopped",
             f"--label={LABEL}={wanted}",
             *run_args,
         ],
         stdout=subprocess.DEVNULL,
     )
+
+
+def ensure_service(name: str, wanted: str, run_args: list[str]) -> None:
+    if container_label(name) == wanted:
+        return
+    log(f"starting {name}")
+    run_container(name, wanted, ["--restart", "unless-stopped", *run_args])
 
 
 def secret_file(path: Path, factory: object = lambda: secrets.token_urlsafe(32)) -> str:
@@ -548,20 +551,11 @@ def spark_up(names: list[str]) -> None:
     for name in names:
         if container_label(name) == wanted:
             continue
-        run(["docker", "rm", "-f", "-v", name], check=False, capture=True)
         caps = [f"--cap-add={cap}" for cap in CAPABILITIES]
-        run(
+        run_container(
+            name,
+            wanted,
             [
-                "docker",
-                "run",
-                "-d",
-                "--name",
-                name,
-                "--hostname",
-                name,
-                "--network",
-                NETWORK,
-                f"--label={LABEL}={wanted}",
                 "--label=io.sparkfleet.testbed.role=spark",
                 "--cap-drop=ALL",
                 *caps,
@@ -583,7 +577,6 @@ def spark_up(names: list[str]) -> None:
                 "/var/lib/docker",
                 SPARK_IMAGE,
             ],
-            stdout=subprocess.DEVNULL,
         )
     for name in names:
         wait_for_spark(name)
