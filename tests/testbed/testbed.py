@@ -232,6 +232,31 @@ def ensure_built(image: str, context: Path, parent: str, build_args: dict[str, s
     return wanted
 
 
+def pip_download(dest: Path, options: list[str], specs: list[str]) -> None:
+    """Binary wheels for this machine's manylinux platforms, fetched on the host (where pip's CA works)."""
+    machine = platform.machine()
+    platforms = [
+        arg
+        for tag in ("manylinux_2_28", "manylinux_2_17", "manylinux2014")
+        for arg in ("--platform", f"{tag}_{machine}")
+    ]
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            *platforms,
+            *options,
+            "-d",
+            str(dest),
+            *specs,
+        ]
+    )
+
+
 def ensure_wheels(context: Path) -> None:
     """Download the stand-in's system packages on the host, where pip's CA setup works."""
     wheels = context / "wheels"
@@ -241,30 +266,7 @@ def ensure_wheels(context: Path) -> None:
     log(f"downloading wheels for the NGC stand-in: {PIP_SPEC}")
     shutil.rmtree(wheels, ignore_errors=True)
     wheels.mkdir(parents=True)
-    machine = platform.machine()
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--only-binary=:all:",
-            "--python-version",
-            "3.11",
-            "--implementation",
-            "cp",
-            "--platform",
-            f"manylinux_2_28_{machine}",
-            "--platform",
-            f"manylinux_2_17_{machine}",
-            "--platform",
-            f"manylinux2014_{machine}",
-            "-d",
-            str(wheels),
-            *PIP_SPEC.split(),
-        ]
-    )
+    pip_download(wheels, ["--python-version", "3.11", "--implementation", "cp"], PIP_SPEC.split())
     marker.write_text(PIP_SPEC)
 
 
@@ -462,24 +464,7 @@ def ensure_uv_release() -> Path:
         return root
     log(f"fetching uv {UV_VERSION} for the release mirror")
     with tempfile.TemporaryDirectory(prefix="sparkfleet-uv-") as work:
-        run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--platform",
-                f"manylinux_2_17_{platform.machine()}",
-                "--platform",
-                f"manylinux2014_{platform.machine()}",
-                "-d",
-                work,
-                f"uv=={UV_VERSION}",
-            ]
-        )
+        pip_download(Path(work), ["--no-deps"], [f"uv=={UV_VERSION}"])
         (wheel,) = Path(work).glob("uv-*.whl")
         unpacked = Path(work) / f"uv-{triple}"
         unpacked.mkdir()
