@@ -102,6 +102,15 @@ max_jobs:
   returned: always
   type: int
   sample: 8
+build_info:
+  description:
+    - What the build was, as written to C(build-info.json) beside the wheel on the host that built it
+      (hosts that received a copy have the wheel only). Empty when nothing was built.
+  returned: always
+  type: dict
+  sample: {"source": "git+https://github.com/facebookresearch/xformers.git@v0.0.33", "arch_list": "12.1",
+           "max_jobs": 8, "image": "sha256:0123...", "built_at": "2026-11-25T19:01:19Z",
+           "wheel": "xformers-0.0.33-cp312-cp312-linux_aarch64.whl", "sha256": "4f2c..."}
 build_log:
   description: The last lines of the build's output.
   returned: when a build ran
@@ -109,8 +118,11 @@ build_log:
   elements: str
 """
 
+import hashlib
+import json
 import os
 import tempfile
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sparkfleet.spark.plugins.module_utils._container_venv import (
@@ -132,6 +144,27 @@ def existing_wheel(out_dir: str) -> str | None:
         return None
     wheels = sorted(name for name in os.listdir(out_dir) if name.endswith(".whl"))
     return os.path.join(out_dir, wheels[0]) if wheels else None
+
+
+BUILD_INFO_FILE = "build-info.json"
+
+
+def write_build_info(out_dir: str, info: dict) -> None:
+    """Record what was built, beside the wheel: an admin (and the fleet test) can tell where and how."""
+    path = os.path.join(out_dir, BUILD_INFO_FILE)
+    with open(path + ".new", "w", encoding="utf-8") as handle:
+        json.dump(info, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.chmod(path + ".new", 0o644)
+    os.replace(path + ".new", path)
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def main() -> None:
@@ -165,9 +198,9 @@ def main() -> None:
 
     found = existing_wheel(out_dir)
     if found:
-        module.exit_json(changed=False, wheel=found, arch_list=arch_list, max_jobs=0)
+        module.exit_json(changed=False, wheel=found, arch_list=arch_list, max_jobs=0, build_info={})
     if module.check_mode:
-        module.exit_json(changed=True, wheel="", arch_list=arch_list, max_jobs=jobs)
+        module.exit_json(changed=True, wheel="", arch_list=arch_list, max_jobs=jobs, build_info={})
 
     os.makedirs(out_dir, mode=0o755, exist_ok=True)
     docker = module.get_bin_path("docker", required=True)
@@ -210,11 +243,22 @@ def main() -> None:
             build_log=result.get("log_tail") or log_tail,
             rc=rc,
         )
+    info = {
+        "source": params["source"],
+        "image": params["image"],
+        "arch_list": result.get("arch_list", arch_list),
+        "max_jobs": result.get("max_jobs", jobs),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wheel": os.path.basename(result["wheel"]),
+        "sha256": sha256_file(result["wheel"]),
+    }
+    write_build_info(out_dir, info)
     module.exit_json(
         changed=True,
         wheel=result["wheel"],
-        arch_list=result.get("arch_list", arch_list),
-        max_jobs=result.get("max_jobs", jobs),
+        arch_list=info["arch_list"],
+        max_jobs=info["max_jobs"],
+        build_info=info,
         build_log=log_tail,
     )
 

@@ -49,6 +49,9 @@ class Project:
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             # An inventory that does not parse is an error, not a warning and zero hosts.
             "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+            # ansible-runner starts ansible-playbook through PATH: this interpreter's bin comes first, so
+            # `/opt/venv/bin/sparkfleet` (a systemd unit, cron) works without an activated venv.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)]),
         }
         config = self.root / "ansible.cfg"
         if config.is_file():
