@@ -102,12 +102,19 @@ def stamp_differences(desired: Mapping[str, Any], current: Mapping[str, Any] | N
     ]
 
 
-def plan(desired_stamp: Mapping[str, Any], probe: Mapping[str, Any], force: bool = False) -> dict[str, Any]:
+def plan(
+    desired_stamp: Mapping[str, Any],
+    probe: Mapping[str, Any],
+    force: bool = False,
+    altered: Iterable[str] = (),
+) -> dict[str, Any]:
     """Decide what to do with the venv.
 
     create:   there is no venv.
     recreate: the venv's stamp differs from the desired one, it has no stamp (not built by
-              us), or force is set. Reasons list every difference, a broken interpreter too.
+              us), it was altered (`altered`: the user-owned link or stamp failed the checks
+              of _userspace), or force is set. Reasons list every difference, a broken
+              interpreter too.
     repair:   the stamp is current but the venv's interpreter does not run in the image.
     none:     stamp current and interpreter runs.
     """
@@ -121,6 +128,7 @@ def plan(desired_stamp: Mapping[str, Any], probe: Mapping[str, Any], force: bool
         reasons.extend(stamp_differences(desired_stamp, stamp))
     else:
         reasons.append(f"venv {name} has no sparkfleet stamp (not built by this module)")
+    reasons.extend(f"altered: {problem}" for problem in altered)
     if force:
         reasons.append("force is set")
     stale = bool(reasons)

@@ -137,26 +137,34 @@ def max_jobs(mem_total_bytes: int, cpu_count: int, gib_per_job: float = GIB_PER_
     return max(1, min(max(1, cpu_count), by_memory))
 
 
+def lock_hash_of(pyproject: bytes | None, uv_lock: bytes | None) -> str | None:
+    """sha256 over pyproject.toml's and uv.lock's bytes; None without a pyproject.toml."""
+    if pyproject is None:
+        return None
+    digest = hashlib.sha256()
+    for name, data in (("pyproject.toml", pyproject), ("uv.lock", uv_lock)):
+        if data is None:
+            continue
+        digest.update(b"%s\0%d\0" % (name.encode(), len(data)))
+        digest.update(data)
+    return "sha256:" + digest.hexdigest()
+
+
 def lock_hash(project_dir: str, pyproject: bytes | None = None) -> str | None:
-    """sha256 over pyproject.toml and, when present, uv.lock; None when pyproject.toml is missing.
+    """lock_hash_of the project's files; None when pyproject.toml is missing.
 
     `pyproject` replaces the file's content: the content a run is about to write.
     """
-    digest = hashlib.sha256()
-    found = False
-    for name in ("pyproject.toml", "uv.lock"):
-        if name == "pyproject.toml" and pyproject is not None:
-            data = pyproject
-        else:
-            try:
-                with open(os.path.join(project_dir, name), "rb") as handle:
-                    data = handle.read()
-            except FileNotFoundError:
-                continue
-        found = found or name == "pyproject.toml"
-        digest.update(b"%s\0%d\0" % (name.encode(), len(data)))
-        digest.update(data)
-    return "sha256:" + digest.hexdigest() if found else None
+    contents: dict[str, bytes | None] = {"pyproject.toml": pyproject, "uv.lock": None}
+    for name in contents:
+        if contents[name] is not None:
+            continue
+        try:
+            with open(os.path.join(project_dir, name), "rb") as handle:
+                contents[name] = handle.read()
+        except FileNotFoundError:
+            continue
+    return lock_hash_of(contents["pyproject.toml"], contents["uv.lock"])
 
 
 def mem_total_bytes() -> int:

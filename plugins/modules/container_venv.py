@@ -253,7 +253,6 @@ log_tail:
   elements: str
 """
 
-import json
 import os
 import stat
 from typing import Any, NoReturn
@@ -271,7 +270,11 @@ from ansible_collections.sparkfleet.spark.plugins.module_utils._container_venv i
     stamp_subset,
     url_password,
 )
-from ansible_collections.sparkfleet.spark.plugins.module_utils._venv_builder import STAMP_FILE, lock_hash
+from ansible_collections.sparkfleet.spark.plugins.module_utils import _userspace
+from ansible_collections.sparkfleet.spark.plugins.module_utils._venv_builder import STAMP_FILE, lock_hash_of
+
+# uv.lock of a large project is a few MiB; anything beyond this is not a lock uv wrote.
+UV_LOCK_LIMIT = 64 * 1024 * 1024
 
 
 def _tail(text: str, lines: int = 20) -> list[str]:
@@ -323,9 +326,17 @@ class ContainerVenvManager:
         """
         p = self.params
         blocking, for_build = [], []
-        if not os.path.isdir(self.project_dir):
+        # The project belongs to its user: looked at without following links (_userspace).
+        try:
+            project = _userspace.lstat(self.project_dir)
+            pyproject = _userspace.lstat(os.path.join(self.project_dir, "pyproject.toml")) if project else None
+        except (_userspace.UnsafePath, OSError) as exc:
+            self.fail(f"project_dir {self.project_dir}: {exc}")
+        if project is None:
             blocking.append(f"project_dir {self.project_dir} does not exist")
-        elif not os.path.isfile(os.path.join(self.project_dir, "pyproject.toml")):
+        elif not stat.S_ISDIR(project.st_mode):
+            self.fail(f"project_dir {self.project_dir} is not a directory (a link is never followed)")
+        elif pyproject is None or not stat.S_ISREG(pyproject.st_mode):
             blocking.append(f"project_dir {self.project_dir} has no pyproject.toml")
         if not (os.path.isfile(p["uv_binary"]) and os.access(p["uv_binary"], os.X_OK)):
             for_build.append(f"uv_binary {p['uv_binary']} is not an executable file")
@@ -344,19 +355,41 @@ class ContainerVenvManager:
             blocking.append(f"image {p['image']} has ID {self.image_id}, not image_id {p['image_id']}")
         return blocking, for_build
 
-    @staticmethod
-    def owner_of(path: str) -> str:
-        st = os.stat(path)
+    def owner_of(self, path: str) -> str:
+        st = _userspace.lstat(path)
+        if st is None or not stat.S_ISDIR(st.st_mode) or st.st_uid == 0:
+            self.fail(f"give user: {path} is not a directory owned by a non-root user")
         return f"{st.st_uid}:{st.st_gid}"
 
-    def host_stamp(self) -> dict[str, Any] | None:
-        """The live venv's stamp read on the host (for a diff when the image cannot run)."""
+    def venv_id(self) -> str | None:
+        """The build the venv link names, read on the host with readlink (never followed)."""
         try:
-            with open(os.path.join(self.venv_path, STAMP_FILE), encoding="utf-8") as handle:
-                stamp = json.load(handle)
-        except (OSError, ValueError):
+            return _userspace.venv_id_of_link(_userspace.read_link(self.venv_path))
+        except (_userspace.UnsafePath, OSError):
             return None
-        return stamp if isinstance(stamp, dict) else None
+
+    def build_dir(self) -> str | None:
+        build_id = self.venv_id()
+        return os.path.join(self.project_dir, ".venvs", build_id) if build_id else None
+
+    def host_stamp(self) -> dict[str, Any] | None:
+        """The live venv's checked stamp read on the host (for a diff when the image cannot run)."""
+        build_id = self.venv_id()
+        if build_id is None:
+            return None
+        raw, _why = _userspace.read_json(
+            os.path.join(self.project_dir, ".venvs", build_id, STAMP_FILE), _userspace.STAMP_LIMIT
+        )
+        stamp, problems = _userspace.checked_stamp(raw, build_id)
+        return stamp if raw and not problems else None
+
+    def lock_hash(self, pyproject: str) -> str | None:
+        """lock_hash_of the pyproject this run writes and the project's uv.lock, read without following links."""
+        try:
+            uv_lock = _userspace.read_file(os.path.join(self.project_dir, "uv.lock"), UV_LOCK_LIMIT)
+        except (_userspace.UnsafePath, OSError) as exc:
+            self.fail(f"uv.lock in {self.project_dir} cannot be read safely: {exc}")
+        return lock_hash_of(pyproject.encode("utf-8"), uv_lock)
 
     def write_script(self) -> str:
         path = os.path.join(self.module.tmpdir, "sparkfleet_venv_builder.py")
@@ -445,16 +478,23 @@ class ContainerVenvManager:
         probe = self.probe()
         venv = probe.get("venv") or {}
         if p["pyproject_content"] is not None:
-            probe = dict(probe, lock_hash=lock_hash(self.project_dir, p["pyproject_content"].encode("utf-8")))
+            probe = dict(probe, lock_hash=self.lock_hash(p["pyproject_content"]))
+        # The probe ran the user's interpreter: its report is the user's word. The link is
+        # read again here, and the stamp must pass _userspace's checks to count as current.
+        altered: list[str] = []
+        if venv.get("exists"):
+            checked, altered = _userspace.checked_stamp(venv.get("stamp"), self.venv_id())
+            if venv.get("stamp"):
+                venv = dict(venv, stamp=checked)
         desired = desired_stamp(self.image_id, p["repo_digest"], p["wheels"], probe)
-        decision = plan(desired, probe, force=p["force"])
+        decision = plan(desired, probe, force=p["force"], altered=altered)
         action, reasons = decision["action"], decision["reasons"]
         results: dict[str, Any] = {
             "changed": action != "none",
             "action": action,
             "reasons": reasons,
             "venv_path": self.venv_path,
-            "venv_target": self.host_path(venv.get("target")),
+            "venv_target": self.build_dir(),
             "system_torch": probe.get("system_torch"),
             "stamp": venv.get("stamp"),
             "actions": [],
@@ -500,11 +540,11 @@ class ContainerVenvManager:
             )
         for problem in result.get("cleanup_errors") or []:
             self.module.warn(f"could not remove a superseded venv: {problem}")
-        results.update(
-            stamp=result.get("stamp"),
-            venv_target=self.host_path((result.get("venv") or {}).get("target")),
-            actions=result.get("actions", []),
-        )
+        # The build ran the project's own build steps as its user: its report is read back
+        # from the host instead (the link and the checked stamp).
+        results.update(stamp=self.host_stamp(), venv_target=self.build_dir(), actions=result.get("actions", []))
+        if results["stamp"] is None:
+            self.fail("the build reported success, but the venv link or its stamp on the host did not pass the checks")
         if result.get("moved_aside"):
             moved = self.host_path(result["moved_aside"])
             self.module.warn(f"the existing {self.venv_name} was not a symlink; it was moved to {moved}")

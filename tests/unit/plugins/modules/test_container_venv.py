@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,11 @@ from ansible_collections.sparkfleet.spark.plugins.module_utils import _venv_buil
 from ansible_collections.sparkfleet.spark.plugins.modules import container_venv
 
 IMAGE_ID = "sha256:" + "1" * 64
+OLD_IMAGE = "sha256:" + "0" * 64
+LOCK = "sha256:" + "a" * 64
+OLD_LOCK = "sha256:" + "b" * 64
+BUILD1 = "venv-20250101T000000Z-0000aaaa"
+BUILD2 = "venv-20250102T000000Z-0000bbbb"
 SECRET = "http://alice:hunter2@proxy.lab.example:3128"
 
 
@@ -22,11 +28,16 @@ class FakeDocker:
     """Answers `docker run ... probe|build` with canned builder JSON and records every call."""
 
     def __init__(
-        self, probe: dict[str, Any], build: tuple[int, dict[str, Any]] | None = None, image_id: str | None = IMAGE_ID
+        self,
+        probe: dict[str, Any],
+        build: tuple[int, dict[str, Any]] | None = None,
+        image_id: str | None = IMAGE_ID,
+        on_build: Callable[[], None] | None = None,
     ) -> None:
         self.probe = probe
         self.image_id = image_id
         self.build = build or (0, {"changed": True, "stamp": {"image_id": IMAGE_ID}, "actions": ["built"], "venv": {}})
+        self.on_build = on_build
         self.calls: list[tuple[list[str], dict[str, str]]] = []
 
     def __call__(self, module: AnsibleModule, argv: list[str], environ_update: dict | None = None, **kw: Any):
@@ -39,6 +50,8 @@ class FakeDocker:
         if command == "probe":
             return 0, "== NVIDIA banner ==\n" + json.dumps(self.probe) + "\n", ""
         rc, result = self.build
+        if self.on_build is not None:
+            self.on_build()
         return rc, json.dumps(result) + "\n", "[venv_builder] log\n"
 
     def commands(self) -> list[str]:
@@ -49,26 +62,43 @@ class FakeDocker:
 def project(tmp_path: Path) -> Path:
     (tmp_path / "project").mkdir()
     (tmp_path / "project" / "pyproject.toml").write_text("[project]\nname='p'\nversion='0'\n")
+    # A project belongs to its (non-root) user: the module runs containers as that owner.
+    os.chown(tmp_path / "project", 65534, 65534)
     uv = tmp_path / "uv"
     uv.write_text("#!/bin/sh\n")
     uv.chmod(0o755)
     return tmp_path / "project"
 
 
+def live_venv(project: Path, build_id: str, stamp: dict | None) -> None:
+    """What the builder leaves on the host: .venvs/<build>/ with its stamp, and .venv linking to it."""
+    build = project / ".venvs" / build_id
+    build.mkdir(parents=True, exist_ok=True)
+    if stamp is not None:
+        (build / "sparkfleet-stamp.json").write_text(json.dumps({**stamp, "venv_id": build_id}))
+    link = project / ".venv"
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(f".venvs/{build_id}")
+
+
 def probe_result(project: Path, stamp: dict | None, exists: bool = True, interpreter_ok: bool = True) -> dict:
+    """The builder's probe report; an existing venv is also laid out on the host (live_venv)."""
+    if exists:
+        live_venv(project, BUILD1, stamp)
     return {
         "python_version": "3.11.2",
-        "lock_hash": "sha256:lock",
+        "lock_hash": LOCK,
         "system_torch": {"version": "2.13.0+cpu.nv25.11", "file": "/usr/local/lib/torch/__init__.py"},
         "venv": {
             "path": str(project / ".venv"),
             "exists": exists,
-            "target": str(project / ".venvs" / "venv-1") if exists else None,
+            "target": str(project / ".venvs" / BUILD1) if exists else None,
             "interpreter_ok": interpreter_ok,
             "interpreter_error": None
             if interpreter_ok
             else "venv interpreter bin/python is missing or a dangling link",
-            "stamp": stamp,
+            "stamp": {**stamp, "venv_id": BUILD1} if stamp else stamp,
         },
     }
 
@@ -77,7 +107,7 @@ CURRENT: dict[str, Any] = {
     "image_id": IMAGE_ID,
     "repo_digest": None,
     "python_version": "3.11.2",
-    "lock_hash": "sha256:lock",
+    "lock_hash": LOCK,
     "wheels": [],
 }
 
@@ -114,7 +144,7 @@ def module_args(project: Path, **extra: Any) -> dict:
     [
         (CURRENT, True, True, "none"),
         (None, False, False, "create"),
-        ({**CURRENT, "image_id": "sha256:old"}, True, True, "recreate"),
+        ({**CURRENT, "image_id": OLD_IMAGE}, True, True, "recreate"),
         (CURRENT, True, False, "repair"),
     ],
 )
@@ -142,12 +172,16 @@ def test_recreate_builds_and_returns_the_new_stamp(monkeypatch, capsys, project:
     wheel.write_bytes(b"PK")
     built = {
         "changed": True,
-        "stamp": {**CURRENT, "wheels": [wheel.name], "venv_id": "venv-2"},
-        "actions": ["building a new venv in .venvs/venv-2", "switched .venv to .venvs/venv-2"],
-        "venv": {"target": str(project / ".venvs" / "venv-2")},
+        "stamp": {**CURRENT, "wheels": [wheel.name], "venv_id": BUILD2},
+        "actions": [f"building a new venv in .venvs/{BUILD2}", f"switched .venv to .venvs/{BUILD2}"],
+        "venv": {"target": str(project / ".venvs" / BUILD2)},
         "cleanup_errors": [],
     }
-    fake = FakeDocker(probe_result(project, {**CURRENT, "image_id": "sha256:old"}), (0, built))
+    fake = FakeDocker(
+        probe_result(project, {**CURRENT, "image_id": OLD_IMAGE}),
+        (0, built),
+        on_build=lambda: live_venv(project, BUILD2, {**CURRENT, "wheels": [wheel.name]}),
+    )
     args = module_args(
         project,
         wheels=[str(wheel)],
@@ -158,11 +192,11 @@ def test_recreate_builds_and_returns_the_new_stamp(monkeypatch, capsys, project:
     result = run_module(monkeypatch, capsys, fake, args)
     assert result["changed"] is True and result["action"] == "recreate"
     assert result["reasons"] == [
-        f"image_id changed: sha256:old \u2192 {IMAGE_ID}",
+        f"image_id changed: {OLD_IMAGE} \u2192 {IMAGE_ID}",
         f"wheels changed: (none) \u2192 {wheel.name}",
     ]
-    assert result["stamp"]["venv_id"] == "venv-2" and result["actions"] == built["actions"]
-    assert result["venv_target"] == str(project / ".venvs" / "venv-2")
+    assert result["stamp"]["venv_id"] == BUILD2 and result["actions"] == built["actions"]
+    assert result["venv_target"] == str(project / ".venvs" / BUILD2)
     assert fake.commands() == ["probe", "build"]
     build_argv, build_env = fake.calls[1]
     stamp_arg = json.loads(build_argv[build_argv.index("--stamp") + 1])
@@ -185,12 +219,12 @@ def test_failed_build_says_the_old_venv_is_in_place(monkeypatch, capsys, project
         "msg": "uv sync failed (exit 1): error: No solution found when resolving dependencies",
         "log_tail": ["error: No solution found when resolving dependencies"],
     }
-    fake = FakeDocker(probe_result(project, {**CURRENT, "lock_hash": "sha256:old"}), (1, failure))
+    fake = FakeDocker(probe_result(project, {**CURRENT, "lock_hash": OLD_LOCK}), (1, failure))
     result = run_module(monkeypatch, capsys, fake, module_args(project))
     assert result["failed"] is True and result["changed"] is False
     assert result["stage"] == "sync" and result["log_tail"] == failure["log_tail"]
     assert "No solution found" in result["msg"]
-    assert f"the previous venv (.venv -> {project / '.venvs' / 'venv-1'}) is still in place" in result["msg"]
+    assert f"the previous venv (.venv -> {project / '.venvs' / BUILD1}) is still in place" in result["msg"]
 
 
 def test_probe_failure_is_reported(monkeypatch, capsys, project: Path) -> None:
@@ -236,7 +270,7 @@ def test_unprobeable_host_is_a_pending_change_in_check_mode_and_an_error_otherwi
 ) -> None:
     def fake() -> FakeDocker:
         image_id = {"no-image": None, "other-image": "sha256:" + "2" * 64}.get(setup, IMAGE_ID)
-        return FakeDocker(probe_result(project, CURRENT), image_id=image_id)
+        return FakeDocker(probe_result(project, None, exists=False), image_id=image_id)
 
     args = module_args(project)
     if setup == "no-project":
@@ -286,19 +320,26 @@ def test_same_image_id(actual: str, given: str, same: bool) -> None:
 
 
 def test_user_defaults_to_the_project_owner(monkeypatch, capsys, project: Path) -> None:
+    os.chown(project, 65534, 65534)
     fake = FakeDocker(probe_result(project, CURRENT))
     run_module(monkeypatch, capsys, fake, module_args(project))
-    st = project.stat()
     argv = fake.calls[0][0]
-    assert argv[argv.index("--user") + 1] == f"{st.st_uid}:{st.st_gid}"
+    assert argv[argv.index("--user") + 1] == "65534:65534"
+
+
+def test_a_root_owned_project_needs_an_explicit_user(monkeypatch, capsys, project: Path) -> None:
+    os.chown(project, 0, 0)
+    fake = FakeDocker(probe_result(project, CURRENT))
+    result = run_module(monkeypatch, capsys, fake, module_args(project))
+    assert result["failed"] is True and "non-root user" in result["msg"] and fake.calls == []
 
 
 def test_container_paths_are_reported_as_host_paths(monkeypatch, capsys, project: Path) -> None:
     probe = probe_result(project, CURRENT)
-    probe["venv"]["target"] = "/workspace/.venvs/venv-1"
+    probe["venv"]["target"] = f"/workspace/.venvs/{BUILD1}"
     fake = FakeDocker(probe)
     result = run_module(monkeypatch, capsys, fake, module_args(project, container_project_dir="/workspace"))
-    assert result["venv_target"] == str(project / ".venvs" / "venv-1")
+    assert result["venv_target"] == str(project / ".venvs" / BUILD1)
 
 
 def test_the_shipped_script_is_the_builder() -> None:
@@ -319,3 +360,32 @@ def test_the_shipped_script_is_the_builder() -> None:
 )
 def test_url_password(value: str, password: str | None) -> None:
     assert cv.url_password(value) == password
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        # The notebook user's attack on the unit: a venv_id with a newline and an ExecStartPre.
+        ({"venv_id": "x\nExecStartPre=/bin/sh -c 'id > /tmp/p'"}, "venv_id does not name the build"),
+        ({"image_id": "sha256:1\n[Service]"}, "image_id is malformed"),
+        ({"wheels": ["../../etc/passwd"]}, "wheels is malformed"),
+    ],
+)
+def test_an_altered_stamp_is_drift_to_repair(monkeypatch, capsys, project: Path, tamper: dict, reason: str) -> None:
+    probe = probe_result(project, CURRENT)
+    probe["venv"]["stamp"] = {**probe["venv"]["stamp"], **tamper}
+    fake = FakeDocker(probe)
+    result = run_module(monkeypatch, capsys, fake, module_args(project), check_mode=True, diff=True)
+    assert result["action"] == "recreate" and result["changed"] is True
+    assert any(r.startswith("altered: ") and reason in r for r in result["reasons"]), result["reasons"]
+    assert "ExecStartPre" not in json.dumps(result["diff"])
+
+
+def test_a_venv_link_to_a_system_directory_is_drift_to_repair(monkeypatch, capsys, project: Path) -> None:
+    probe = probe_result(project, CURRENT)
+    (project / ".venv").unlink()
+    (project / ".venv").symlink_to("/etc")
+    fake = FakeDocker(probe)
+    result = run_module(monkeypatch, capsys, fake, module_args(project), check_mode=True)
+    assert result["action"] == "recreate" and result["venv_target"] is None
+    assert any("venv_id does not name the build" in r for r in result["reasons"])

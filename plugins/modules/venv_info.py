@@ -1,0 +1,220 @@
+#!/usr/bin/python
+# Copyright: sparkfleet maintainers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+# Ansible's module shape puts the imports after DOCUMENTATION, EXAMPLES and RETURN.
+# ruff: noqa: E402
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: venv_info
+short_description: Read a project's venv link, stamp and kernelspec as root, without trusting them
+version_added: 0.2.0
+description:
+  - The project, its C(.venv) link, the venv's C(sparkfleet-stamp.json) and its Jupyter kernelspec belong to the project
+    user, who can write anything there. This module reads them for root without following any symbolic link (every
+    path is walked with C(O_NOFOLLOW)), reads at most a few KiB, and returns only values that match the exact shapes
+    the builder writes. Anything else is reported under RV(problems) as drift to repair, never returned as a value.
+  - The venv's ID comes from the C(.venv) link itself (C(.venvs/venv-<time>-<random>)), read with C(readlink), not from
+    the stamp; a stamp that names another build is reported as altered.
+  - Never changes anything.
+author:
+  - sparkfleet maintainers (@sparkfleet)
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; runs the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description: Never changes anything.
+options:
+  project_dir:
+    description: The project directory (absolute, normalized).
+    type: path
+    required: true
+  venv_name:
+    description: Name of the venv link in the project.
+    type: str
+    default: .venv
+  kernel_name:
+    description: Name of the kernelspec the venv should carry; omitted, the kernelspec is not read.
+    type: str
+  kernel_display_name:
+    description: The display name that kernelspec should have.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Read the venv the service should run
+  sparkfleet.spark.venv_info:
+    project_dir: /home/spark/spark-project
+    kernel_name: spark-project
+    kernel_display_name: Python (spark-project)
+  register: jupyter_venv_info
+"""
+
+RETURN = r"""
+venv:
+  description: The venv link.
+  returned: always
+  type: dict
+  contains:
+    exists:
+      description: Whether anything exists at the link's path.
+      type: bool
+    link_ok:
+      description: Whether it is a link of the builder's exact form to an existing directory.
+      type: bool
+    id:
+      description: The build ID the link names (C(venv-20251125T160616Z-f87688e0)), null unless link_ok.
+      type: str
+    target:
+      description: The absolute path of the build directory, null unless link_ok.
+      type: str
+  sample: {exists: true, link_ok: true, id: venv-20251125T160616Z-f87688e0,
+           target: /home/spark/spark-project/.venvs/venv-20251125T160616Z-f87688e0}
+stamp:
+  description: The stamp's fields that match their patterns (image_id, repo_digest, python_version, lock_hash, wheels,
+    venv_id); {} when there is no usable stamp.
+  returned: always
+  type: dict
+stamp_ok:
+  description: Whether the stamp exists and every field passed.
+  returned: always
+  type: bool
+kernelspec:
+  description: The kernelspec, when O(kernel_name) is given.
+  returned: always
+  type: dict
+  contains:
+    exists:
+      description: Whether kernel.json exists in the venv.
+      type: bool
+    ok:
+      description: Whether it is exactly what C(ipykernel install) writes for this venv and name.
+      type: bool
+problems:
+  description: What was found altered or unsafe, one sentence each; empty when all is as the builder left it.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+import re
+import stat
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sparkfleet.spark.plugins.module_utils import _userspace
+
+# The only argv words `ipykernel install` writes besides the interpreter.
+_KERNEL_ARGS = {"-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"}
+_KERNEL_KEYS = {"argv", "display_name", "language", "metadata", "interrupt_mode", "kernel_protocol_version"}
+_KERNEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def venv_link(project_dir: str, venv_name: str) -> tuple[dict[str, Any], list[str]]:
+    path = os.path.join(project_dir, venv_name)
+    problems: list[str] = []
+    info: dict[str, Any] = {"exists": False, "link_ok": False, "id": None, "target": None}
+    try:
+        st = _userspace.lstat(path)
+    except (_userspace.UnsafePath, OSError) as exc:
+        return info, [str(exc)]
+    if st is None:
+        return info, []
+    info["exists"] = True
+    if not stat.S_ISLNK(st.st_mode):
+        return info, [f"{path} is not the link sparkfleet makes"]
+    link = _userspace.read_link(path)
+    build_id = _userspace.venv_id_of_link(link)
+    if build_id is None:
+        return info, [f"{path} links somewhere other than .venvs/venv-<time>-<random>"]
+    target = os.path.join(project_dir, ".venvs", build_id)
+    try:
+        target_st = _userspace.lstat(target)
+    except (_userspace.UnsafePath, OSError) as exc:
+        return info, [str(exc)]
+    if target_st is None or not stat.S_ISDIR(target_st.st_mode):
+        return info, [f"{path} links to {target}, which is not a directory"]
+    info.update(link_ok=True, id=build_id, target=target)
+    return info, problems
+
+
+def kernelspec_ok(spec: dict[str, Any], python: str, display_name: str | None) -> bool:
+    """Whether kernel.json is what `ipykernel install --sys-prefix` writes for this venv."""
+    argv = spec.get("argv")
+    return (
+        set(spec) <= _KERNEL_KEYS
+        and isinstance(argv, list)
+        and len(argv) >= 5
+        and argv[0] == python
+        and all(isinstance(word, str) for word in argv)
+        and set(argv[1:]) <= _KERNEL_ARGS
+        and {"-m", "ipykernel_launcher", "-f", "{connection_file}"} <= set(argv[1:])
+        and spec.get("language") == "python"
+        and (display_name is None or spec.get("display_name") == display_name)
+    )
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "project_dir": {"type": "path", "required": True},
+            "venv_name": {"type": "str", "default": ".venv"},
+            "kernel_name": {"type": "str"},
+            "kernel_display_name": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    project_dir: str = module.params["project_dir"]
+    venv_name: str = module.params["venv_name"]
+    kernel_name: str | None = module.params["kernel_name"]
+    if not project_dir.startswith("/") or os.path.normpath(project_dir) != project_dir:
+        module.fail_json(msg=f"project_dir {project_dir!r} must be a normalized absolute path")
+    if "/" in venv_name or venv_name in ("", ".", "..", ".venvs"):
+        module.fail_json(msg=f"venv_name {venv_name!r} must be a plain name such as .venv")
+    if kernel_name is not None and not _KERNEL_NAME_RE.match(kernel_name):
+        module.fail_json(msg=f"kernel_name {kernel_name!r} must be a lower-case plain name")
+
+    venv, problems = venv_link(project_dir, venv_name)
+    stamp: dict[str, Any] = {}
+    stamp_ok = False
+    if venv["link_ok"]:
+        raw, why = _userspace.read_json(os.path.join(venv["target"], "sparkfleet-stamp.json"), _userspace.STAMP_LIMIT)
+        if why:
+            problems.append(why)
+        elif raw is None:
+            problems.append(f"the venv {venv['id']} has no stamp")
+        else:
+            stamp, stamp_problems = _userspace.checked_stamp(raw, venv["id"])
+            problems.extend(stamp_problems)
+            stamp_ok = not stamp_problems
+            stamp = {key: value for key, value in stamp.items() if value is not None}
+
+    kernelspec: dict[str, Any] = {"exists": False, "ok": False}
+    if kernel_name is not None and venv["link_ok"]:
+        path = os.path.join(venv["target"], "share", "jupyter", "kernels", kernel_name, "kernel.json")
+        spec, why = _userspace.read_json(path, _userspace.KERNELSPEC_LIMIT)
+        if why:
+            kernelspec["exists"] = True
+            problems.append(why)
+        elif spec is not None:
+            kernelspec["exists"] = True
+            python = os.path.join(project_dir, venv_name, "bin", "python")
+            kernelspec["ok"] = kernelspec_ok(spec, python, module.params["kernel_display_name"])
+            if not kernelspec["ok"]:
+                problems.append(f"the kernelspec {kernel_name} is not the one sparkfleet installs")
+
+    module.exit_json(
+        changed=False, venv=venv, stamp=stamp, stamp_ok=stamp_ok, kernelspec=kernelspec, problems=problems
+    )
+
+
+if __name__ == "__main__":
+    main()
