@@ -8,8 +8,8 @@
     testbed.py down [--purge]     stop the services (--purge: images and state too)
 
 Every stand-in is a test double, named as one; see tests/testbed/README.md.
-State (keys, the apt repo, wheels, testbed.json) lives in $SPARKFLEET_TESTBED_STATE,
-default <repo>/.testbed.
+State (keys, the apt repo, wheels, the Spark's Docker packages, testbed.json) lives in
+$SPARKFLEET_TESTBED_STATE, default <repo>/.testbed.
 """
 
 from __future__ import annotations
@@ -51,6 +51,23 @@ NGC_USER = "$oauthtoken"
 # keeps on disk), numpy, and JupyterLab as NGC images ship it.
 PIP_SPEC = os.environ.get("SPARKFLEET_TESTBED_PIP_SPEC", "torch==2.13.0 numpy jupyterlab ipykernel")
 DEBOOTSTRAP_INCLUDE = "systemd,systemd-sysv,python3,dbus,sudo"
+# The simulated Spark's Docker engine. DGX OS ships docker-ce 28 and the docker role validates
+# daemon.json with `dockerd --validate` (Docker >= 23), which Debian 12's docker.io 20.10 lacks.
+# So the Spark image takes Debian 13's docker.io and docker-cli (the CLI is a package of its
+# own there) and installs them over Debian 12's containerd, runc and tini; their dependencies
+# are all met by Debian 12. Fetched by apt from the Debian mirror the host's apt sources name,
+# kept in $SPARKFLEET_TESTBED_STATE/debs. When the mirror drops this version, `up` says so:
+# update DOCKER_DEB_VERSION and DOCKER_DEB_SHA256 (apt-cache show prints the SHA256 fields).
+DOCKER_DEB_SUITE = "trixie"
+DOCKER_DEB_VERSION = "26.1.5+dfsg1-9+deb13u1+b1"
+DOCKER_DEB_PACKAGES = ("docker.io", "docker-cli")
+DOCKER_DEB_SHA256 = {
+    ("docker.io", "amd64"): "53ae1a99f15113f0a0d2226808ec0d24ee31b3b87b87ab8ec35be09a1a2ee13b",
+    ("docker-cli", "amd64"): "596647bc4ffaaaf2e2321116b8a10f6a6086ada797c17a7117798cb391a72776",
+    ("docker.io", "arm64"): "09e682d520363b0478356d5befdb36d0833ec1f07fc335401b7d0d4ac81db8fe",
+    ("docker-cli", "arm64"): "85b59a59e76bd1dfcd21d5f811a532823f649b6665c8e698d91de270d1f58377",
+}
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 HOST_TOOLS = {
     "debootstrap": "debootstrap",
     "htpasswd": "apache2-utils",
@@ -215,6 +232,143 @@ def ensure_base_image() -> str:
         if tar.wait() != 0:
             sys.exit("[testbed] tar of the debootstrap root failed")
     return wanted
+
+
+def host_debian_mirror(etc_apt: Path = Path("/etc/apt")) -> str:
+    """The URI of the Debian main archive in the host's apt sources (the entry whose suites
+    include bookworm, so not -security), one-line and deb822 formats alike."""
+    override = os.environ.get("SPARKFLEET_TESTBED_DEBIAN_MIRROR")
+    if override:
+        return override.rstrip("/")
+    sources = etc_apt / "sources.list"
+    parts = etc_apt / "sources.list.d"
+    files = ([sources] if sources.is_file() else []) + sorted(parts.glob("*.list")) + sorted(parts.glob("*.sources"))
+    for path in files:
+        text = path.read_text(errors="replace")
+        if path.suffix == ".sources":
+            for stanza in text.split("\n\n"):
+                fields: dict[str, str] = {}
+                for line in stanza.splitlines():
+                    if line.startswith("#") or ":" not in line or line[:1].isspace():
+                        continue
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.strip()
+                if (
+                    "deb" in fields.get("types", "").split()
+                    and fields.get("enabled", "yes").lower() != "no"
+                    and "bookworm" in fields.get("suites", "").split()
+                    and fields.get("uris")
+                ):
+                    return fields["uris"].split()[0].rstrip("/")
+        else:
+            for line in text.splitlines():
+                words = line.split("#", 1)[0].split()
+                if words[:1] != ["deb"]:
+                    continue
+                words = words[1:]
+                if words and words[0].startswith("["):
+                    while words and not words[0].endswith("]"):
+                        words.pop(0)
+                    words = words[1:]
+                if len(words) >= 2 and words[1] == "bookworm":
+                    return words[0].rstrip("/")
+    sys.exit(
+        "[testbed] no Debian archive (suite bookworm) in the host's apt sources, so no mirror for "
+        "Debian 13's docker.io; set SPARKFLEET_TESTBED_DEBIAN_MIRROR to a Debian archive URI"
+    )
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ensure_docker_debs() -> list[Path]:
+    """Debian 13's docker.io and docker-cli at DOCKER_DEB_VERSION, fetched once by apt with a
+    private configuration (the host's own sources and state are left alone) and kept in STATE."""
+    arch = deb_arch()
+    store = STATE / "debs"
+    version = DOCKER_DEB_VERSION.replace(":", "%3a")
+    debs = {pkg: store / f"{pkg}_{version}_{arch}.deb" for pkg in DOCKER_DEB_PACKAGES}
+
+    def expected(pkg: str) -> str | None:
+        recorded = Path(f"{debs[pkg]}.sha256")
+        known = DOCKER_DEB_SHA256.get((pkg, arch))
+        return known or (recorded.read_text().split()[0] if recorded.is_file() else None)
+
+    missing = [pkg for pkg, deb in debs.items() if not (deb.is_file() and sha256_of(deb) == expected(pkg))]
+    if not missing:
+        return list(debs.values())
+    mirror = host_debian_mirror()
+    log(f"fetching {' '.join(missing)} {DOCKER_DEB_VERSION} ({DOCKER_DEB_SUITE}, {arch}) from {mirror}")
+    store.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sparkfleet-apt-") as work:
+        tmp = Path(work)
+        (tmp / "sources.list").write_text(
+            f"deb [arch={arch} signed-by={DEBIAN_KEYRING}] {mirror} {DOCKER_DEB_SUITE} main\n"
+        )
+        for sub in ("lists/partial", "archives/partial", "cache"):
+            (tmp / sub).mkdir(parents=True)
+        options = {
+            "Dir::Etc::SourceList": tmp / "sources.list",
+            "Dir::Etc::SourceParts": "/dev/null",
+            "Dir::State::Lists": tmp / "lists",
+            "Dir::State::status": "/dev/null",
+            "Dir::Cache": tmp / "cache",
+            "Dir::Cache::Archives": tmp / "archives",
+            "Debug::NoLocking": "1",
+            "APT::Architecture": arch,
+            "APT::Sandbox::User": "root",
+            "Acquire::Languages": "none",
+        }
+        apt_opts = [arg for key, value in options.items() for arg in ("-o", f"{key}={value}")]
+        run(["apt-get", *apt_opts, "-qq", "update"], capture=True)
+        result = run(
+            ["apt-get", *apt_opts, "-q", "download", *(f"{pkg}:{arch}={DOCKER_DEB_VERSION}" for pkg in missing)],
+            check=False,
+            capture=True,
+            cwd=tmp,
+        )
+        if result.returncode != 0:
+            available = run(["apt-cache", *apt_opts, "madison", *missing], check=False, capture=True).stdout
+            versions = sorted({line.split("|")[1].strip() for line in available.splitlines() if "|" in line})
+            sys.exit(
+                f"[testbed] {' '.join(missing)} {DOCKER_DEB_VERSION} is not on the Debian mirror's "
+                f"{DOCKER_DEB_SUITE} ({arch}); it has {', '.join(versions) or 'none'}. Update "
+                f"DOCKER_DEB_VERSION and DOCKER_DEB_SHA256 in tests/testbed/testbed.py.\n{result.stderr.strip()}"
+            )
+        for pkg in missing:
+            fetched = tmp / debs[pkg].name
+            digest = sha256_of(fetched)
+            known = DOCKER_DEB_SHA256.get((pkg, arch))
+            if known is not None and digest != known:
+                sys.exit(
+                    f"[testbed] {fetched.name} from the mirror has SHA-256 {digest}, not the recorded "
+                    f"{known}: check the mirror, or update DOCKER_DEB_SHA256 in tests/testbed/testbed.py"
+                )
+            shutil.move(fetched, debs[pkg])
+            Path(f"{debs[pkg]}.sha256").write_text(f"{digest}  {debs[pkg].name}\n")
+            if known is None:
+                log(f"recorded {debs[pkg].name} SHA-256 {digest} (add it to DOCKER_DEB_SHA256)")
+    return list(debs.values())
+
+
+def ensure_spark_context() -> Path:
+    """The spark-sim build context: its Dockerfile plus the Docker packages, staged in STATE so
+    the packages stay out of the source tree and are part of the image's input hash."""
+    debs = ensure_docker_debs()
+    context = STATE / "spark-context"
+    shutil.rmtree(context, ignore_errors=True)
+    shutil.copytree(HERE / "images" / "spark-sim", context)
+    for deb in debs:
+        try:
+            os.link(deb, context / deb.name)
+        except OSError:
+            shutil.copy2(deb, context / deb.name)
+    return context
 
 
 def ensure_built(image: str, context: Path, parent: str, build_args: dict[str, str]) -> str:
@@ -500,7 +654,7 @@ def up(_: argparse.Namespace) -> None:
     ensure_host_tools()
     ensure_engine()
     base = ensure_base_image()
-    ensure_built(SPARK_IMAGE, HERE / "images" / "spark-sim", base, {})
+    ensure_built(SPARK_IMAGE, ensure_spark_context(), base, {})
     services = ensure_built(SERVICES_IMAGE, HERE / "images" / "services", base, {})
     images = ensure_ngc_images(base)
     ensure_network()
