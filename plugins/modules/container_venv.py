@@ -258,6 +258,7 @@ import stat
 from typing import Any, NoReturn
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sparkfleet.spark.plugins.module_utils import _userspace
 from ansible_collections.sparkfleet.spark.plugins.module_utils._container_venv import (
     build_args,
     builder_source,
@@ -270,7 +271,6 @@ from ansible_collections.sparkfleet.spark.plugins.module_utils._container_venv i
     stamp_subset,
     url_password,
 )
-from ansible_collections.sparkfleet.spark.plugins.module_utils import _userspace
 from ansible_collections.sparkfleet.spark.plugins.module_utils._venv_builder import STAMP_FILE, lock_hash_of
 
 # uv.lock of a large project is a few MiB; anything beyond this is not a lock uv wrote.

@@ -131,6 +131,7 @@ from ansible_collections.sparkfleet.spark.plugins.module_utils._container_venv i
     parse_result,
     url_password,
 )
+from ansible_collections.sparkfleet.spark.plugins.module_utils._userspace import WHEEL_NAME_RE
 from ansible_collections.sparkfleet.spark.plugins.module_utils._venv_builder import (
     cpu_count,
     max_jobs,
@@ -237,6 +238,12 @@ def main() -> None:
         )
     result = parse_result(stdout) or {}
     log_tail = (stderr or "").strip().splitlines()[-20:]
+    # The path comes from the container's output: only a wheel name directly in out_dir is used.
+    name = os.path.basename(str(result.get("wheel") or ""))
+    if result.get("wheel") and (
+        not WHEEL_NAME_RE.match(name) or os.path.normpath(str(result["wheel"])) != os.path.join(out_dir, name)
+    ):
+        module.fail_json(msg=f"the build reported a wheel outside {out_dir}: {str(result['wheel'])[:200]!r}", rc=rc)
     if rc != 0 or not result.get("wheel"):
         module.fail_json(
             msg=f"building {params['source']} in {params['image']} failed: {result.get('msg') or 'see build_log'}",

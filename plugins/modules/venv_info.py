@@ -211,9 +211,7 @@ def main() -> None:
             if not kernelspec["ok"]:
                 problems.append(f"the kernelspec {kernel_name} is not the one sparkfleet installs")
 
-    module.exit_json(
-        changed=False, venv=venv, stamp=stamp, stamp_ok=stamp_ok, kernelspec=kernelspec, problems=problems
-    )
+    module.exit_json(changed=False, venv=venv, stamp=stamp, stamp_ok=stamp_ok, kernelspec=kernelspec, problems=problems)
 
 
 if __name__ == "__main__":

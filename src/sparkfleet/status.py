@@ -65,6 +65,8 @@ def host_row(host: str, raw: Mapping[str, Any] | None) -> dict[str, Any]:
         return {"host": host, "reported": False}
     state, stamp = _json(raw.get("state")), _json(raw.get("stamp"))
     image = state.get("ngc_image") or {}
+    # venv_info's findings: the user's venv link or stamp was altered (drift for the next run to repair).
+    altered = [str(problem) for problem in raw.get("venv_problems") or []]
     versions = _json(raw.get("versions")) if raw.get("versions_rc") == 0 else {}
     versions_note = "" if raw.get("versions_rc") in (0, None) else "error"
     active = str(raw.get("jupyter") or "unknown")
@@ -76,7 +78,8 @@ def host_row(host: str, raw: Mapping[str, Any] | None) -> dict[str, Any]:
         "image_id": image.get("id"),
         "digest": image.get("repo_digest"),
         "digest_short": _short_digest(image.get("repo_digest")),
-        "venv": venv_freshness(state, stamp),
+        "venv": "altered" if altered else venv_freshness(state, stamp),
+        "venv_problems": altered,
         "torch": versions.get("torch") or versions_note or "-",
         "xformers": versions.get("xformers") or versions_note or "-",
         "versions_error": raw.get("versions_error") or None if versions_note else None,
