@@ -76,18 +76,31 @@ def test_upgrade_stops_at_the_failed_batch(tmp_path: Path, capsys):
     assert not (tmp_path / "d.conf").exists()  # untouched means untouched
 
 
-def test_status_reads_the_hosts(tmp_path: Path, capsys):
-    image = {"reference": "nvcr.io/nvidia/pytorch:25.11-py3", "id": "sha256:1111", "repo_digest": "r@sha256:ab12"}
-    for host, stamp_id in (("a", "sha256:1111"), ("b", "sha256:0000")):
+def test_status_reads_the_hosts(tmp_path: Path, capsys, monkeypatch):
+    # status.yml reads the venv through sparkfleet.spark.venv_info: the checkout is the collection.
+    monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(Path(__file__).resolve().parents[3] / ".collections"))
+    image_id, old_id = "sha256:" + "1" * 64, "sha256:" + "0" * 64
+    image = {"reference": "nvcr.io/nvidia/pytorch:25.11-py3", "id": image_id, "repo_digest": "r@sha256:ab12"}
+    build = "venv-20250101T000000Z-0000aaaa"
+    for host, stamp_id in (("a", image_id), ("b", old_id)):
         (tmp_path / f"{host}.state.json").write_text(json.dumps({"ngc_image": image}))
-        (tmp_path / f"{host}.project" / ".venv").mkdir(parents=True)
-        (tmp_path / f"{host}.project" / ".venv" / "sparkfleet-stamp.json").write_text(
-            json.dumps({"image_id": stamp_id})
-        )
+        venv = tmp_path / f"{host}.project" / ".venvs" / build
+        venv.mkdir(parents=True)
+        stamp = {
+            "image_id": stamp_id,
+            "repo_digest": None,
+            "python_version": "3.12.3",
+            "lock_hash": "sha256:" + "3" * 64,
+            "wheels": [],
+            # Host b's user rewrote the stamp: its venv_id no longer names the build.
+            "venv_id": build if host == "a" else "x\nExecStartPre=/bin/true",
+        }
+        (venv / "sparkfleet-stamp.json").write_text(json.dumps(stamp))
+        (tmp_path / f"{host}.project" / ".venv").symlink_to(f".venvs/{build}")
     inventory = str(demo_inventory(tmp_path, unreachable=True, status=True))
     assert main(["status", "-i", inventory]) == 1
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert rows[0] == ["host", "image", "digest", "venv", "torch", "xformers", "jupyter", "url"]
     assert rows[1][:4] == ["a", "pytorch:25.11-py3", "sha256:ab12", "fresh"]
-    assert rows[2][:4] == ["b", "pytorch:25.11-py3", "sha256:ab12", "stale"]
+    assert rows[2][:4] == ["b", "pytorch:25.11-py3", "sha256:ab12", "altered"]
     assert rows[3] == ["c", "unreachable"]
