@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.sparkfleet.spark.plugins.modules import directories
+from module_harness import run_main
 
 NOBODY = 65534
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
@@ -30,13 +29,7 @@ def foreign(path: Path | str, uid: int, gid: int, owner: str, wanted_uid: int, w
 
 
 def run(capsys: pytest.CaptureFixture, tmp_path: Path, **args: Any) -> dict:
-    internal = {"_ansible_remote_tmp": str(tmp_path / "remote-tmp")}
-    for flag in ("check_mode", "diff"):
-        if flag in args:
-            internal[f"_ansible_{flag}"] = args.pop(flag)
-    with patch_module_args({**args, **internal}), pytest.raises(SystemExit):
-        directories.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(directories.main, capsys, tmp_path, **args)[0]
 
 
 def owner_mode(path: Path) -> tuple[int, int, str]:

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.sparkfleet.spark.plugins.modules import docker_daemon_config as ddc
+from module_harness import run_main
 
 NOBODY = 65534
 # The module writes daemon.json as root:root and refuses a file root does not own.
@@ -177,13 +177,7 @@ def validated(dockerd: Path) -> list[tuple[str, str]]:
 
 
 def run(capsys: pytest.CaptureFixture, tmp_path: Path, **args: Any) -> dict:
-    internal = {"_ansible_remote_tmp": str(tmp_path / "remote-tmp")}
-    for flag in ("check_mode", "diff"):
-        if flag in args:
-            internal[f"_ansible_{flag}"] = args.pop(flag)
-    with patch_module_args({**args, **internal}), pytest.raises(SystemExit):
-        ddc.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(ddc.main, capsys, tmp_path, **args)[0]
 
 
 def warnings(result: dict) -> list[str]:

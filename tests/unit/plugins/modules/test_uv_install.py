@@ -6,7 +6,6 @@ import base64
 import hashlib
 import http.server
 import io
-import json
 import os
 import socket
 import stat
@@ -17,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.sparkfleet.spark.plugins.modules import uv_install
+from module_harness import run_main
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="uv_install installs root-owned files and runs as root")
 
@@ -112,14 +111,7 @@ def release(tmp_path: Path) -> Release:
 
 def run_raw(capsys: pytest.CaptureFixture, tmp_path: Path, **args: Any) -> tuple[dict, str]:
     (tmp_path / "remote-tmp").mkdir(mode=0o700, exist_ok=True)
-    internal = {"_ansible_remote_tmp": str(tmp_path / "remote-tmp")}
-    for flag in ("check_mode", "diff"):
-        if flag in args:
-            internal[f"_ansible_{flag}"] = args.pop(flag)
-    with patch_module_args({**args, **internal}), pytest.raises(SystemExit):
-        uv_install.main()
-    out = capsys.readouterr().out
-    return json.loads(out), out
+    return run_main(uv_install.main, capsys, tmp_path, **args)
 
 
 def run(capsys: pytest.CaptureFixture, tmp_path: Path, **args: Any) -> dict:

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.sparkfleet.spark.plugins.modules import venv_info
+from module_harness import run_main
 
 BUILD = "venv-20250101T000000Z-0000aaaa"
-STAMP = {
+STAMP: dict[str, Any] = {
     "image_id": "sha256:" + "1" * 64,
     "repo_digest": None,
     "python_version": "3.12.3",
@@ -22,9 +22,7 @@ STAMP = {
 
 
 def run(capsys: pytest.CaptureFixture, tmp_path: Path, **args: Any) -> dict:
-    with patch_module_args({**args, "_ansible_remote_tmp": str(tmp_path / "rt")}), pytest.raises(SystemExit):
-        venv_info.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(venv_info.main, capsys, tmp_path, **args)[0]
 
 
 @pytest.fixture
