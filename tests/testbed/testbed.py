@@ -36,6 +36,8 @@ NETWORK = "sparkfleet-testbed"
 LABEL = "io.sparkfleet.testbed.hash"
 BASE_IMAGE = "sparkfleet-testbed/debian-base:bookworm"
 SPARK_IMAGE = "sparkfleet-testbed/spark-sim:latest"
+# The same host before anything is installed: no Docker engine (a plain Debian/Ubuntu server).
+BARE_SPARK_IMAGE = "sparkfleet-testbed/spark-sim-bare:latest"
 SERVICES_IMAGE = "sparkfleet-testbed/services:latest"
 NGC_LOCAL = "sparkfleet-testbed/ngc-pytorch"
 NGC_RELEASES = ("25.10", "25.11")
@@ -654,7 +656,9 @@ def up(_: argparse.Namespace) -> None:
     ensure_host_tools()
     ensure_engine()
     base = ensure_base_image()
-    ensure_built(SPARK_IMAGE, ensure_spark_context(), base, {})
+    spark_context = ensure_spark_context()
+    ensure_built(SPARK_IMAGE, spark_context, base, {})
+    ensure_built(BARE_SPARK_IMAGE, spark_context, base, {"ENGINE": "none"})
     services = ensure_built(SERVICES_IMAGE, HERE / "images" / "services", base, {})
     images = ensure_ngc_images(base)
     ensure_network()
@@ -683,8 +687,9 @@ def up(_: argparse.Namespace) -> None:
 # --- simulated Sparks -------------------------------------------------------------------
 
 
-def spark_up(names: list[str]) -> None:
-    wanted = image_label(SPARK_IMAGE)
+def spark_up(names: list[str], bare: bool = False) -> None:
+    image = BARE_SPARK_IMAGE if bare else SPARK_IMAGE
+    wanted = image_label(image)
     if wanted is None:
         sys.exit("[testbed] no simulated Spark image: run `testbed.py up` first")
     for name in names:
@@ -714,21 +719,23 @@ def spark_up(names: list[str]) -> None:
                 # The inner Docker engine needs a real filesystem for overlay2.
                 "-v",
                 "/var/lib/docker",
-                SPARK_IMAGE,
+                image,
             ],
         )
     for name in names:
-        wait_for_spark(name)
+        wait_for_spark(name, engine=not bare)
         # The lab's CA: HTTPS from this machine goes through a TLS-intercepting proxy.
         run(["docker", "cp", host_ca_bundle(), f"{name}:{SPARK_CA_BUNDLE}"], capture=True)
     log(f"simulated Sparks up: {' '.join(names)}")
 
 
-def wait_for_spark(name: str) -> None:
+def wait_for_spark(name: str, engine: bool = True) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         state = run(["docker", "exec", name, "systemctl", "is-system-running"], check=False, capture=True)
-        if state.stdout.strip() in {"running", "degraded"} and ok(["docker", "exec", name, "docker", "info"]):
+        if state.stdout.strip() in {"running", "degraded"} and (
+            not engine or ok(["docker", "exec", name, "docker", "info"])
+        ):
             return
         time.sleep(1)
     sys.exit(f"[testbed] simulated Spark {name} did not boot within 120 s")
@@ -764,7 +771,8 @@ def down(args: argparse.Namespace) -> None:
     if args.purge:
         run(["docker", "volume", "rm", "sparkfleet-testbed-registry"], check=False, capture=True)
         run(["docker", "network", "rm", NETWORK], check=False, capture=True)
-        tags = [BASE_IMAGE, SPARK_IMAGE, SERVICES_IMAGE] + [f"{NGC_LOCAL}:{r}-py3" for r in NGC_RELEASES]
+        tags = [BASE_IMAGE, SPARK_IMAGE, BARE_SPARK_IMAGE, SERVICES_IMAGE]
+        tags += [f"{NGC_LOCAL}:{r}-py3" for r in NGC_RELEASES]
         run(["docker", "rmi", "-f", *tags], check=False, capture=True)
         shutil.rmtree(STATE, ignore_errors=True)
 
@@ -775,8 +783,9 @@ def main() -> None:
     sub.add_parser("up").set_defaults(func=up)
     spark = sub.add_parser("spark")
     spark.add_argument("action", choices=["up", "down"])
+    spark.add_argument("--bare", action="store_true", help="up: a host without a Docker engine yet")
     spark.add_argument("names", nargs="+")
-    spark.set_defaults(func=lambda a: (spark_up if a.action == "up" else spark_down)(a.names))
+    spark.set_defaults(func=lambda a: spark_up(a.names, a.bare) if a.action == "up" else spark_down(a.names))
     inv = sub.add_parser("inventory")
     inv.add_argument("names", nargs="+")
     inv.set_defaults(func=lambda a: inventory(a.names))
