@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 INVENTORY ?=
 LOCAL_SPARK ?= sparkfleet-spark-1
-SCENARIOS ?= default upgrade fleet
+SCENARIOS ?= default checkmode upgrade fleet
 
 .PHONY: provision test lint unit molecule testbed clean
 
