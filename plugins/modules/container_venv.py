@@ -415,7 +415,8 @@ class ContainerVenvManager:
             ca_bundle=p["ca_bundle"] if with_build_mounts else None,
             pass_env=sorted(p["proxy_env"]) if with_build_mounts else (),
             env=None if with_build_mounts else {"PYTHONDONTWRITEBYTECODE": "1"},
-            network=p["network"],
+            # The probe runs the venv's interpreter (the user's code) and needs no network.
+            network=p["network"] if with_build_mounts else "none",
             python=p["python"],
         )
         environ = {name: str(value) for name, value in p["proxy_env"].items()} if with_build_mounts else {}

@@ -206,8 +206,10 @@ def test_recreate_builds_and_returns_the_new_stamp(monkeypatch, capsys, project:
     assert build_env == {"HTTPS_PROXY": SECRET, "NO_PROXY": "localhost"}
     for argv, _env in fake.calls:
         assert not any("hunter2" in arg or "proxy.lab" in arg for arg in argv)
-    # The probe gets no proxy and no build mounts.
+    # The probe gets no proxy, no build mounts and no network.
     assert fake.calls[0][1] == {} and "/opt/sparkfleet/bin/uv" not in " ".join(fake.calls[0][0])
+    probe_argv = fake.calls[0][0]
+    assert probe_argv[probe_argv.index("--network") + 1] == "none"
     # The proxy password never shows in the module's output.
     assert "hunter2" not in json.dumps(result)
 
