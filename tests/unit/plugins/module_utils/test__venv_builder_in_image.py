@@ -28,6 +28,7 @@ IMAGE_TORCH = os.environ.get("SPARKFLEET_TEST_IMAGE_TORCH", "2.13.0+cpu.nv25.11"
 IMAGE_SITE = "/usr/local/lib/python3.11/dist-packages/"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 REPO_ROOT = Path(__file__).resolve().parents[4]
+UNPRIVILEGED = 4242
 
 PYPROJECT = """\
 [project]
@@ -191,6 +192,13 @@ def test_lifecycle_in_the_image(tmp_path: Path, online: None) -> None:
 @pytest.mark.skipif(shutil.which("ansible") is None, reason="no ansible CLI")
 def test_module_through_ansible(tmp_path: Path, online: None) -> None:
     bed = Bed(tmp_path)
+    if os.geteuid() == 0:
+        # The module takes its container user from the project's owner and refuses root
+        # (a root-owned project is never built in): hand the bed to an unprivileged uid, as
+        # the workspace role does with the project user's.
+        tmp_path.chmod(0o755)
+        for path in (bed.project, bed.cache, *bed.project.rglob("*"), *bed.cache.rglob("*")):
+            os.chown(path, UNPRIVILEGED, UNPRIVILEGED, follow_symlinks=False)
     args = {
         "project_dir": str(bed.project),
         "image": IMAGE,
