@@ -1,6 +1,6 @@
 # Two commands for a fresh machine (see README):
 #   make provision [INVENTORY=inventory/hosts.yml]   converge a fleet, or a local simulated Spark
-#   make test                                        lint, unit tests, molecule scenarios
+#   make test                                        lint, unit tests, molecule scenarios, EE stage
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 VENV ?= .venv
@@ -10,7 +10,7 @@ INVENTORY ?=
 LOCAL_SPARK ?= sparkfleet-spark-1
 SCENARIOS ?= default checkmode upgrade fleet
 
-.PHONY: provision test lint unit molecule testbed clean
+.PHONY: provision test lint unit molecule ee testbed clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -25,7 +25,7 @@ provision: $(VENV)/.installed
 ifeq ($(INVENTORY),)
 	$(BIN)/python tests/testbed/testbed.py up
 	$(BIN)/python tests/testbed/testbed.py spark up $(LOCAL_SPARK)
-	ansible-playbook -i "$$($(BIN)/python tests/testbed/testbed.py inventory $(LOCAL_SPARK))" site.yml
+	ansible-playbook -i "$$($(BIN)/python tests/testbed/testbed.py inventory --ssh $(LOCAL_SPARK))" site.yml
 else
 	ansible-playbook -i $(INVENTORY) site.yml
 endif
@@ -34,7 +34,7 @@ lint: $(VENV)/.installed
 	yamllint --strict .
 	ansible-lint
 	ruff check src tests tools plugins bench
-	mypy src tests/testbed tools plugins bench
+	mypy src tests/testbed tests/ee tools plugins bench
 
 unit: $(VENV)/.installed
 	pytest
@@ -42,7 +42,11 @@ unit: $(VENV)/.installed
 molecule: testbed
 	bash tests/molecule_timed.sh $(SCENARIOS)
 
-test: lint testbed unit molecule
+# The execution environment, built and run through ansible-navigator as AWX would (tests/ee/stage.py).
+ee: testbed
+	$(BIN)/python tests/ee/stage.py
+
+test: lint testbed unit molecule ee
 
 clean:
 	$(BIN)/python tests/testbed/testbed.py down --purge || true

@@ -39,6 +39,13 @@ SPARK_IMAGE = "sparkfleet-testbed/spark-sim:latest"
 # The same host before anything is installed: no Docker engine (a plain Debian/Ubuntu server).
 BARE_SPARK_IMAGE = "sparkfleet-testbed/spark-sim-bare:latest"
 SERVICES_IMAGE = "sparkfleet-testbed/services:latest"
+# The base of the execution environment the EE stage builds (tests/ee/stage.py): Debian 12's
+# Python 3.11 in a venv, because UBI 9 cannot be pulled here (see images/ee-base).
+EE_BASE = "sparkfleet-testbed/ee-base:latest"
+# The lab admin's SSH key for the simulated Sparks' `admin` user (sudo, no password).
+SSH_DIR = STATE / "ssh"
+SSH_KEY = SSH_DIR / "id_ed25519"
+SSH_USER = "admin"
 NGC_LOCAL = "sparkfleet-testbed/ngc-pytorch"
 NGC_RELEASES = ("25.10", "25.11")
 NGC_REPOSITORY = "nvidia/pytorch"
@@ -76,6 +83,7 @@ HOST_TOOLS = {
     "apt-ftparchive": "apt-utils",
     "gpg": "gnupg",
     "dpkg-deb": "dpkg",
+    "ssh-keygen": "openssh-client",
 }
 # Docker 20.10 knows these; SYS_RESOURCE is left out because the daemon's bounding set
 # lacks it here, which is also why --privileged fails (see shared notes on the test bed).
@@ -358,13 +366,25 @@ def ensure_docker_debs() -> list[Path]:
     return list(debs.values())
 
 
+def ensure_ssh_key() -> Path:
+    """The admin's key pair (ed25519, no passphrase), made once; its public half goes into the image."""
+    if not SSH_KEY.is_file():
+        SSH_DIR.mkdir(parents=True, exist_ok=True)
+        SSH_DIR.chmod(0o700)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sparkfleet-testbed-admin", "-f", str(SSH_KEY)])
+    return SSH_KEY.with_suffix(".pub")
+
+
 def ensure_spark_context() -> Path:
-    """The spark-sim build context: its Dockerfile plus the Docker packages, staged in STATE so
-    the packages stay out of the source tree and are part of the image's input hash."""
+    """The spark-sim build context: its Dockerfile plus the Docker packages and the admin's
+    public key, staged in STATE so they stay out of the source tree and are part of the image's
+    input hash."""
     debs = ensure_docker_debs()
+    public_key = ensure_ssh_key()
     context = STATE / "spark-context"
     shutil.rmtree(context, ignore_errors=True)
     shutil.copytree(HERE / "images" / "spark-sim", context)
+    shutil.copy2(public_key, context / "admin.pub")
     for deb in debs:
         try:
             os.link(deb, context / deb.name)
@@ -660,6 +680,7 @@ def up(_: argparse.Namespace) -> None:
     ensure_built(SPARK_IMAGE, spark_context, base, {})
     ensure_built(BARE_SPARK_IMAGE, spark_context, base, {"ENGINE": "none"})
     services = ensure_built(SERVICES_IMAGE, HERE / "images" / "services", base, {})
+    ensure_ee_base(base)
     images = ensure_ngc_images(base)
     ensure_network()
     api_key = ensure_registry(services)
@@ -750,19 +771,66 @@ def spark_down(names: list[str]) -> None:
         run(["docker", "rm", "-f", "-v", name], check=False, capture=True)
 
 
-def inventory(names: list[str]) -> None:
-    """An inventory for quick starts and benchmarks; group_vars come from tests/testbed/inventory."""
-    inv_dir = STATE / "inventory"
+def ensure_ee_base(base: str) -> str:
+    """The EE's base image: the Debian base with Python 3.11 in a venv, the lab's CA and ssh."""
+    context = STATE / "ee-base-context"
+    shutil.rmtree(context, ignore_errors=True)
+    shutil.copytree(HERE / "images" / "ee-base", context)
+    shutil.copy2(host_ca_bundle(), context / "lab-ca.pem")
+    return ensure_built(EE_BASE, context, base, {})
+
+
+def spark_address(name: str) -> str:
+    """The Spark's address on the test bed network (reachable from this machine and from it)."""
+    fmt = f'{{{{ (index .NetworkSettings.Networks "{NETWORK}").IPAddress }}}}'
+    address = out(["docker", "inspect", "--format", fmt, name]).strip()
+    if not address:
+        sys.exit(f"[testbed] simulated Spark {name} has no address on {NETWORK}: is it up?")
+    return address
+
+
+def ssh_host_vars(names: list[str]) -> dict[str, dict[str, object]]:
+    """What a lab's inventory says for each Spark: its address, the admin user, sudo, the key,
+    and a known_hosts file holding each Spark's host key (read from the container itself)."""
+    known = []
+    hosts: dict[str, dict[str, object]] = {}
+    for name in names:
+        address = spark_address(name)
+        host_key = out(["docker", "exec", name, "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]).split()[:2]
+        known.append(f"{address} {' '.join(host_key)}")
+        hosts[name] = {"ansible_host": address}
+    known_hosts = SSH_DIR / "known_hosts"
+    known_hosts.write_text("\n".join(known) + "\n")
+    common = {
+        "ansible_connection": "ssh",
+        "ansible_user": SSH_USER,
+        "ansible_become": True,
+        "ansible_ssh_private_key_file": str(SSH_KEY),
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes",
+        "sparkfleet_testbed_state": str(STATE),
+    }
+    return {name: {**common, **host} for name, host in hosts.items()}
+
+
+def inventory(names: list[str], ssh: bool = False, path: Path | None = None) -> None:
+    """An inventory for quick starts and benchmarks; group_vars come from tests/testbed/inventory.
+
+    With ssh, the Sparks are reached as a lab reaches them: SSH as `admin`, sudo to root."""
+    inv_file = path or STATE / "inventory" / "hosts.yml"
+    inv_dir = inv_file.parent
     inv_dir.mkdir(parents=True, exist_ok=True)
     group_vars = inv_dir / "group_vars"
     if not group_vars.exists():
         group_vars.symlink_to(HERE / "inventory" / "group_vars")
-    hosts = {
-        name: {"ansible_connection": "community.docker.docker", "sparkfleet_testbed_state": str(STATE)}
-        for name in names
-    }
-    (inv_dir / "hosts.yml").write_text(json.dumps({"sparks": {"hosts": hosts}}, indent=2) + "\n")
-    print(inv_dir / "hosts.yml")
+    if ssh:
+        hosts = ssh_host_vars(names)
+    else:
+        hosts = {
+            name: {"ansible_connection": "community.docker.docker", "sparkfleet_testbed_state": str(STATE)}
+            for name in names
+        }
+    inv_file.write_text(json.dumps({"sparks": {"hosts": hosts}}, indent=2) + "\n")
+    print(inv_file)
 
 
 def down(args: argparse.Namespace) -> None:
@@ -771,7 +839,7 @@ def down(args: argparse.Namespace) -> None:
     if args.purge:
         run(["docker", "volume", "rm", "sparkfleet-testbed-registry"], check=False, capture=True)
         run(["docker", "network", "rm", NETWORK], check=False, capture=True)
-        tags = [BASE_IMAGE, SPARK_IMAGE, BARE_SPARK_IMAGE, SERVICES_IMAGE]
+        tags = [BASE_IMAGE, SPARK_IMAGE, BARE_SPARK_IMAGE, SERVICES_IMAGE, EE_BASE]
         tags += [f"{NGC_LOCAL}:{r}-py3" for r in NGC_RELEASES]
         run(["docker", "rmi", "-f", *tags], check=False, capture=True)
         shutil.rmtree(STATE, ignore_errors=True)
@@ -787,8 +855,10 @@ def main() -> None:
     spark.add_argument("names", nargs="+")
     spark.set_defaults(func=lambda a: spark_up(a.names, a.bare) if a.action == "up" else spark_down(a.names))
     inv = sub.add_parser("inventory")
+    inv.add_argument("--ssh", action="store_true", help="reach the Sparks over SSH as admin with sudo")
+    inv.add_argument("--output", type=Path, help="the inventory file to write (default .testbed/inventory/hosts.yml)")
     inv.add_argument("names", nargs="+")
-    inv.set_defaults(func=lambda a: inventory(a.names))
+    inv.set_defaults(func=lambda a: inventory(a.names, a.ssh, a.output))
     dn = sub.add_parser("down")
     dn.add_argument("--purge", action="store_true")
     dn.set_defaults(func=down)

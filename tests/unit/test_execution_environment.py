@@ -8,6 +8,7 @@ requirements install.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -158,7 +159,7 @@ def test_ee_pins_are_the_checkout_and_ci_versions() -> None:
     collections = ee_collections()
     assert collections["sparkfleet.spark"]["version"] == galaxy_version()
     tarball = Path(collections["sparkfleet.spark"]["name"]).name
-    assert [entry["src"] for entry in definition["additional_build_files"]] == [tarball]
+    assert tarball in [entry["src"] for entry in definition["additional_build_files"]]
     pins = ci_pins()
     deps = definition["dependencies"]
     assert deps["ansible_core"]["package_pip"] == f"ansible-core=={pins['ansible-core']}"
@@ -202,20 +203,32 @@ def _run(argv: Sequence[str], cwd: Path, **env: str) -> subprocess.CompletedProc
     return result
 
 
+def _ee_context() -> Any:
+    spec = importlib.util.spec_from_file_location("ee_context", ROOT / "tools" / "ee_context.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_ansible_builder_creates_a_build_context(tmp_path: Path) -> None:
     pytest.importorskip("ansible_builder")
+    _ansible("ansible-galaxy")
     work = tmp_path / "ee"
-    work.mkdir()
-    shutil.copy(EE_FILE, work)
-    shutil.copytree(ROOT / "ee", work / "ee")
-    # The tarball the definition adds, built from this checkout as the README says.
-    _run([_ansible("ansible-galaxy"), "collection", "build", "--output-path", str(work), str(ROOT)], cwd=tmp_path)
+    # The build directory as the README says to make it: the definition, ee/ and the tarballs.
+    made = _ee_context().assemble(work)
+    assert sorted(p.name for p in made) == sorted(
+        Path(e["src"]).name for e in ee_definition()["additional_build_files"]
+    )
     context = tmp_path / "context"
     builder = [sys.executable, "-m", "ansible_builder", "create", "--output-filename", "Containerfile"]
     _run([*builder, "--file", str(work / EE_FILE.name), "--context", str(context)], cwd=work)
     containerfile = (context / "Containerfile").read_text()
     base = ee_definition()["images"]["base_image"]["name"]
     assert f'ARG EE_BASE_IMAGE="{base}"' in containerfile
+    # What the test bed's build passes to move the definition onto its Debian base.
+    for arg in ("EE_BASE_IMAGE", "PKGMGR", "PYPKG", "PYCMD"):
+        assert f"ARG {arg}" in containerfile
     pins = ci_pins()
     assert f"ansible-core=={pins['ansible-core']} ansible-runner=={pins['ansible-runner']}" in containerfile
     build = context / "_build"
@@ -224,14 +237,29 @@ def test_ansible_builder_creates_a_build_context(tmp_path: Path) -> None:
     assert (build / "requirements.yml").read_text() == (ROOT / "ee" / "requirements.yml").read_text()
     assert (build / "bindep.txt").is_file() and (build / "requirements.txt").is_file()
 
-    # The galaxy stage, offline: community.docker comes from the installed `ansible` package
-    # (the version the EE pins), sparkfleet.spark from the tarball in the context.
+    # The galaxy stage, offline and into an empty path (as in the image): every collection and
+    # dependency comes from the tarballs in the context, checked against their FILES.json.
     installed = tmp_path / "collections"
     _run(
         [_ansible("ansible-galaxy"), "collection", "install", "-r", "requirements.yml", "-p", str(installed)],
         cwd=build,
         ANSIBLE_COLLECTIONS_PATH=str(installed),
+        ANSIBLE_GALAXY_SERVER="http://127.0.0.1:9",
     )
     manifest = json.loads((installed / "ansible_collections/sparkfleet/spark/MANIFEST.json").read_text())
     assert manifest["collection_info"]["version"] == galaxy_version()
     assert (installed / "ansible_collections/sparkfleet/spark/playbooks/site.yml").is_file()
+    docker = json.loads((installed / "ansible_collections/community/docker/MANIFEST.json").read_text())
+    assert docker["collection_info"]["version"] == ee_collections()["community.docker"]["version"]
+    assert (installed / "ansible_collections/community/docker/plugins/modules/docker_image_pull.py").is_file()
+
+
+def test_ee_context_refuses_a_pin_the_control_node_does_not_have(tmp_path: Path) -> None:
+    ee_context = _ee_context()
+    source = ee_context.installed_collection("community.docker")
+    with pytest.raises(SystemExit, match=r"pins community-docker-0.0.1.tar.gz at 0.0.1, but this control node has"):
+        ee_context.pack(
+            source, "0.0.1", tmp_path / "community-docker-0.0.1.tar.gz", {"community.library_inventory_filtering_v1"}
+        )
+    with pytest.raises(SystemExit, match=r"depends on \['community.library_inventory_filtering_v1'\]"):
+        ee_context.pack(source, "4.8.5", tmp_path / "community-docker-4.8.5.tar.gz", set())
