@@ -55,6 +55,13 @@ options:
     description: Parallel compile jobs; C(0) sizes them from the host's memory and CPUs.
     type: int
     default: 0
+  lock_timeout:
+    description:
+      - Seconds to wait for another build on this host (one build at a time per host, whoever
+        started it: an flock on C(/run/lock/sparkfleet-wheel-build.lock)). When the other build
+        made the wanted wheel meanwhile, nothing is built.
+    type: int
+    default: 3600
   out_dir:
     description: Host directory that receives the wheel (created when missing).
     type: path
@@ -116,6 +123,11 @@ build_log:
   returned: when a build ran
   type: list
   elements: str
+lock_wait_s:
+  description: Seconds this run waited for another build on the host.
+  returned: when the host lock was taken
+  type: float
+  sample: 0.0
 """
 
 import hashlib
@@ -131,6 +143,7 @@ from ansible_collections.sparkfleet.spark.plugins.module_utils._container_venv i
     parse_result,
     url_password,
 )
+from ansible_collections.sparkfleet.spark.plugins.module_utils._host_lock import LockTimeout, host_lock
 from ansible_collections.sparkfleet.spark.plugins.module_utils._userspace import WHEEL_NAME_RE
 from ansible_collections.sparkfleet.spark.plugins.module_utils._venv_builder import (
     cpu_count,
@@ -148,6 +161,7 @@ def existing_wheel(out_dir: str) -> str | None:
 
 
 BUILD_INFO_FILE = "build-info.json"
+LOCK_FILE = "/run/lock/sparkfleet-wheel-build.lock"
 
 
 def write_build_info(out_dir: str, info: dict) -> None:
@@ -180,6 +194,7 @@ def main() -> None:
             "ca_bundle": {"type": "path"},
             "proxy_env": {"type": "dict", "default": {}},
             "python": {"type": "str", "default": "python3"},
+            "lock_timeout": {"type": "int", "default": 3600},
         },
         supports_check_mode=True,
     )
@@ -203,8 +218,29 @@ def main() -> None:
     if module.check_mode:
         module.exit_json(changed=True, wheel="", arch_list=arch_list, max_jobs=jobs, build_info={})
 
-    os.makedirs(out_dir, mode=0o755, exist_ok=True)
     docker = module.get_bin_path("docker", required=True)
+    try:
+        with host_lock(LOCK_FILE, params["lock_timeout"]) as waited:
+            found = existing_wheel(out_dir)
+            if found:
+                # Built by the run that held the lock.
+                module.exit_json(
+                    changed=False,
+                    wheel=found,
+                    arch_list=arch_list,
+                    max_jobs=0,
+                    build_info={},
+                    lock_wait_s=round(waited, 1),
+                )
+            build(module, docker, arch_list, jobs, waited)
+    except LockTimeout as error:
+        module.fail_json(msg=f"building {params['source']}: {error}; nothing was built")
+
+
+def build(module: AnsibleModule, docker: str, arch_list: str, jobs: int, waited: float) -> None:
+    params = module.params
+    out_dir = params["out_dir"]
+    os.makedirs(out_dir, mode=0o755, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sparkfleet-wheel-") as work:
         script = os.path.join(work, "venv_builder.py")
         with open(script, "wb") as handle:
@@ -267,6 +303,7 @@ def main() -> None:
         max_jobs=info["max_jobs"],
         build_info=info,
         build_log=log_tail,
+        lock_wait_s=round(waited, 1),
     )
 
 

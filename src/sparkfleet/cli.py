@@ -16,6 +16,7 @@ from sparkfleet import __version__, drift, history, status, table, upgrade
 from sparkfleet.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SparkfleetError, UsageError
 from sparkfleet.events import HostResult, host_results, not_run, problem_hosts
 from sparkfleet.inventory import check_inventory_paths, list_hosts, testbed_inventory
+from sparkfleet.lock import EXIT_LOCKED, LOCK_DIR_ENV, FleetLock, Locked, lock_path
 from sparkfleet.progress import ProgressView
 from sparkfleet.runner import PLAYBOOK_DIR_ENV, Project, RunOutcome, find_project, run_playbook
 
@@ -25,11 +26,18 @@ exit codes:
   1   a host failed or was unreachable (the others still ran), or Ansible stopped
   2   drift: `drift` found changes (with --fix: found and corrected them)
   {EXIT_USAGE}  bad arguments or inventory (one line on stderr says what to fix)
+  {EXIT_LOCKED}  skipped: another provision, drift or upgrade holds this inventory's lock
 
 Without -i, a checkout with tests/testbed uses the local simulated Spark.
 The playbooks come from --playbook-dir, ${PLAYBOOK_DIR_ENV}, or this checkout.
 Drift history: --history, ${history.HISTORY_ENV}, or ~/.local/state/sparkfleet/drift.jsonl.
+Lock (one provision, drift or upgrade per inventory at a time): a file named after the
+inventory in ${LOCK_DIR_ENV}, else /run/lock; --wait SECONDS waits for it.
 """
+
+
+# The locks this command holds, released when it returns (main()).
+_HELD: list[FleetLock] = []
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +56,7 @@ class Context:
     as_json: bool
     out: TextIO
     err: TextIO
+    lock: FleetLock | None = None
 
     def run(
         self,
@@ -78,8 +87,16 @@ class Context:
 def _context(args: argparse.Namespace) -> Context:
     project = find_project(args.playbook_dir)
     inventories = check_inventory_paths(args.inventory) if args.inventory else testbed_inventory(project, sys.stderr)
+    lock = None
+    if getattr(args, "wait", None) is not None:
+        # Held until the process ends: one provision, drift or upgrade per inventory.
+        command = f"sparkfleet {args.command}" + (" --fix" if getattr(args, "fix", False) else "")
+        lock = FleetLock(lock_path(inventories), command).acquire(args.wait)
+        _HELD.append(lock)
+        if lock.waited >= 1 and not args.json:
+            print(f"Waited {lock.waited:.0f} s for the inventory's lock ({lock.path}).", file=sys.stderr)
     hosts = list_hosts(project, inventories, args.limit)
-    return Context(project, inventories, hosts, args.limit, args.json, sys.stdout, sys.stderr)
+    return Context(project, inventories, hosts, args.limit, args.json, sys.stdout, sys.stderr, lock)
 
 
 def _emit_json(ctx: Context, payload: Mapping[str, Any]) -> None:
@@ -341,10 +358,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+    locked = _Parser(add_help=False)
+    locked.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help=f"wait up to SECONDS for another run's lock on this inventory (default 0: exit {EXIT_LOCKED} at once)",
+    )
+
+    def command(name: str, help_text: str, *, lock: bool = True) -> argparse.ArgumentParser:
         return sub.add_parser(
             name,
-            parents=[common],
+            parents=[common, locked] if lock else [common],
             help=help_text,
             epilog=EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -358,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", metavar="FILE", help="JSON-lines file each run appends to")
     p.set_defaults(func=cmd_drift)
 
-    p = command("status", "image, venv, torch/xformers and Jupyter per host")
+    p = command("status", "image, venv, torch/xformers and Jupyter per host", lock=False)
     p.set_defaults(func=cmd_status)
 
     p = command("upgrade", "rolling upgrade to another image")
@@ -375,10 +401,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds between 0 and 86400")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return int(args.func(args))
+        try:
+            return int(args.func(args))
+        finally:
+            while _HELD:
+                _HELD.pop().release()
+    except Locked as error:
+        # The timer's journal line when it skips: not an error, a run for later.
+        print(f"sparkfleet: {error}", file=sys.stderr)
+        return error.exit_code
     except SparkfleetError as error:
         print(f"sparkfleet: error: {error}", file=sys.stderr)
         return error.exit_code

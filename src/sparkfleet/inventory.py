@@ -54,7 +54,7 @@ def testbed_inventory(project: Project, stream: Any = sys.stderr) -> list[str]:
         raise UsageError("no inventory given: pass -i INVENTORY (the local test bed exists only in a checkout)")
     print(f"No -i: using the local simulated Spark {TESTBED_SPARK} (tests/testbed).", file=stream)
     path = ""
-    for args in (["up"], ["spark", "up", TESTBED_SPARK], ["inventory", TESTBED_SPARK]):
+    for args in (["up"], ["spark", "up", TESTBED_SPARK], ["inventory", "--ssh", TESTBED_SPARK]):
         proc = subprocess.run(
             [sys.executable, str(script), *args], cwd=project.root, capture_output=True, text=True, check=False
         )
