@@ -67,8 +67,9 @@ class Context:
         check: bool = False,
         diff: bool = False,
         extravars: Mapping[str, Any] | None = None,
+        quiet: bool = False,
     ) -> tuple[RunOutcome, dict[str, HostResult]]:
-        view = None if self.as_json else ProgressView(self.err, hosts)
+        view = None if self.as_json or quiet else ProgressView(self.err, hosts)
         outcome = run_playbook(
             self.project,
             playbook,
@@ -152,7 +153,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
         check_outcome, check = ctx.run(ctx.project.site_playbook, ctx.hosts, limit=ctx.limit, check=True, diff=True)
         missing = not_run(check, check_outcome.stats)
         fixed: dict[str, HostResult] | None = None
-        to_fix = [h for h in drift.drifted_hosts(check) if h not in missing]
+        # A host on another image than the inventory's is a rollout for `upgrade`, never fixed here.
+        to_fix = [h for h in drift.fixable_hosts(check) if h not in missing]
         if args.fix and to_fix:
             if not ctx.as_json:
                 print(f"Fixing drift on {', '.join(to_fix)} ...", file=ctx.err)
@@ -248,6 +250,15 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     if not 0 <= args.max_fail_percentage <= 100:
         raise UsageError("--max-fail-percentage must be between 0 and 100")
     ctx = _context(args)
+    # The inventory must already name the image (upgrade.py): read it without touching a host.
+    named_outcome, _ = ctx.run(
+        upgrade.INVENTORY_IMAGE_PLAYBOOK,
+        ctx.hosts,
+        limit=ctx.limit,
+        extravars={"sparkfleet_default_image": upgrade.DEFAULT_IMAGE},
+        quiet=True,
+    )
+    upgrade.check_inventory_names(image, upgrade.inventory_images(named_outcome.events), ctx.inventories, ctx.hosts)
     plan = upgrade.batches(ctx.hosts, size, percent)
     outcome_of: dict[str, str] = dict.fromkeys(ctx.hosts, "untouched")
     batch_of: dict[str, int] = {}
@@ -257,9 +268,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
         if not ctx.as_json:
             print(f"Batch {number}/{len(plan)}: {', '.join(batch)}", file=ctx.err)
         try:
-            outcome, batch_results = ctx.run(
-                ctx.project.site_playbook, batch, limit=",".join(batch), extravars={"ngc_image_reference": image}
-            )
+            outcome, batch_results = ctx.run(ctx.project.site_playbook, batch, limit=",".join(batch))
             missing = not_run(batch_results, outcome.stats)
         except SparkfleetError as error:
             batch_results = {h: HostResult(h, failed=1, errors=[str(error)]) for h in batch}

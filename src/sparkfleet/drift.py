@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,8 +10,13 @@ from typing import Any
 from sparkfleet.errors import EXIT_DRIFT, EXIT_FAILED, EXIT_OK
 from sparkfleet.events import HostResult, TaskChange
 
-# Per-host verdicts.
-CLEAN, DRIFT, FIXED, FAILED, UNREACHABLE = "clean", "drift", "fixed", "failed", "unreachable"
+# Per-host verdicts. ROLLOUT: the host runs another image than the inventory names, which is an
+# unfinished (or not yet started) upgrade, not drift: `--fix` leaves it to `sparkfleet upgrade`,
+# so that a stopped rollout is neither undone nor pushed past its failed batch unattended.
+CLEAN, DRIFT, FIXED, FAILED, UNREACHABLE, ROLLOUT = "clean", "drift", "fixed", "failed", "unreachable", "rollout"
+# The ngc_image role's pull task is named "Pull <ngc_image_reference>".
+PULL_TASK = re.compile(r"^Pull (?P<reference>\S+)$")
+STATE_REFERENCE = re.compile(r'^-\s*"reference":\s*"(?P<reference>[^"]+)"')
 
 
 @dataclass
@@ -20,6 +26,8 @@ class HostDrift:
     changes: list[TaskChange] = field(default_factory=list)
     corrected: list[TaskChange] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # ROLLOUT: the image the host runs (from its state file, when known) and the inventory's.
+    image: dict[str, str | None] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -28,7 +36,35 @@ class HostDrift:
             "changes": [c.as_dict() for c in self.changes],
             "corrected": [c.as_dict() for c in self.corrected],
             "errors": self.errors,
+            **({"image": self.image} if self.image else {}),
         }
+
+
+def image_rollout(result: HostResult) -> dict[str, str | None] | None:
+    """{'runs': ..., 'inventory': ...} when the check run would pull another image onto the host."""
+    wanted = None
+    for change in result.changes:
+        match = PULL_TASK.match(change.task)
+        if change.role.endswith("ngc_image") and match:
+            wanted = match["reference"]
+    if wanted is None:
+        return None
+    runs = None
+    for change in result.changes:
+        if change.role.endswith("ngc_image") and change.task.startswith("Write the image"):
+            found = [m["reference"] for m in map(STATE_REFERENCE.match, change.diff) if m]
+            runs = found[0] if found else None
+    return {"runs": runs, "inventory": wanted}
+
+
+def next_step(image: Mapping[str, str | None]) -> str:
+    runs = image.get("runs") or "another image"
+    return (
+        f"runs {runs}, the inventory names {image['inventory']}: an image rollout is pending."
+        f" Continue it with `sparkfleet upgrade --image {image['inventory']}`; to roll back, set"
+        f" ngc_image_reference back{' to ' + runs if image.get('runs') else ''} and run"
+        f" `sparkfleet upgrade --image {image.get('runs') or '<that image>'}`"
+    )
 
 
 def drifted_hosts(check: Mapping[str, HostResult]) -> list[str]:
@@ -38,6 +74,11 @@ def drifted_hosts(check: Mapping[str, HostResult]) -> list[str]:
     can fail only because of check mode, and the converge gives the real answer.
     """
     return [h for h, r in check.items() if r.changes and not r.unreachable]
+
+
+def fixable_hosts(check: Mapping[str, HostResult]) -> list[str]:
+    """Drifted hosts `--fix` converges: not those whose image differs (a rollout for `upgrade`)."""
+    return [h for h in drifted_hosts(check) if image_rollout(check[h]) is None]
 
 
 def assess(
@@ -57,7 +98,11 @@ def assess(
         verdict = HostDrift(host, CLEAN, changes=result.changes, errors=list(result.errors))
         if result.changes:
             verdict.state = DRIFT
-        if fix is not None and result.changes:
+        rollout = image_rollout(result)
+        if rollout is not None:
+            verdict.state, verdict.image = ROLLOUT, rollout
+            verdict.errors = [next_step(rollout)]
+        elif fix is not None and result.changes:
             fixed = fix.get(host)
             if fixed is None or fixed.unreachable or fixed.failed:
                 verdict.state = UNREACHABLE if fixed is not None and fixed.unreachable else FAILED
@@ -77,7 +122,7 @@ def exit_code(verdicts: Sequence[HostDrift]) -> int:
     states = {v.state for v in verdicts}
     if states & {FAILED, UNREACHABLE}:
         return EXIT_FAILED
-    if states & {DRIFT, FIXED}:
+    if states & {DRIFT, FIXED, ROLLOUT}:
         return EXIT_DRIFT
     return EXIT_OK
 
@@ -89,12 +134,12 @@ def render_text(verdicts: Sequence[HostDrift]) -> str:
     for v in verdicts:
         head = f"{v.host:<{width}}  {v.state}"
         shown = v.corrected if v.state == FIXED else v.changes
-        if v.state == DRIFT:
+        if v.state in (DRIFT, ROLLOUT):
             head += f" ({len(v.changes)} task{'s' if len(v.changes) != 1 else ''} would change)"
         elif v.state == FIXED:
             head += f" ({len(v.corrected)} task{'s' if len(v.corrected) != 1 else ''} corrected)"
         lines.append(head)
-        for change in shown if v.state in (DRIFT, FIXED) else []:
+        for change in shown if v.state in (DRIFT, FIXED, ROLLOUT) else []:
             lines.append(f"    {change.label}")
             lines += [f"      {line}" for line in change.diff] or ["      (no diff)"]
         lines += [f"    ! {error}" for error in v.errors]
@@ -110,6 +155,12 @@ def summary(verdicts: Sequence[HostDrift]) -> str:
         parts.append(f"drift on {len(named(DRIFT))} of {len(verdicts)} hosts ({', '.join(named(DRIFT))})")
     if named(FIXED):
         parts.append(f"fixed drift on {len(named(FIXED))} of {len(verdicts)} hosts ({', '.join(named(FIXED))})")
+    if named(ROLLOUT):
+        wanted = sorted({str((v.image or {}).get("inventory")) for v in verdicts if v.state == ROLLOUT})
+        parts.append(
+            f"image rollout pending on {', '.join(named(ROLLOUT))} (not fixed by --fix: run"
+            f" `sparkfleet upgrade --image {' / '.join(wanted)}` to continue it)"
+        )
     if named(FAILED):
         parts.append(f"failed: {', '.join(named(FAILED))}")
     if named(UNREACHABLE):

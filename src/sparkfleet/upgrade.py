@@ -1,11 +1,86 @@
-"""Rolling upgrade: batches of hosts, and when a batch's failures stop the rollout."""
+"""Rolling upgrade: batches of hosts, and when a batch's failures stop the rollout.
+
+The inventory is the one record of the image a fleet runs: `upgrade --image X` rolls out
+only what the inventory already names (ngc_image_reference), and refuses otherwise, naming
+the lines to change. So drift correction, which converges the inventory, keeps an upgrade,
+and a rollback is the same two steps with the previous image.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from sparkfleet.errors import UsageError
+
+INVENTORY_IMAGE_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "inventory_image.yml"
+# roles/ngc_image/defaults/main.yml's ngc_image_reference (a unit test keeps them equal).
+DEFAULT_IMAGE = "nvcr.io/nvidia/pytorch:25.11-py3"
+IMAGE_LINE = re.compile(r"^\s*ngc_image_reference\s*:")
+VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")
+
+
+def inventory_images(events: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """sparkfleet_image (host -> reference) from the stats event's set_stats data."""
+    for event in events:
+        if event.get("event") == "playbook_on_stats":
+            data = ((event.get("event_data") or {}).get("artifact_data") or {}).get("sparkfleet_image")
+            return {str(h): str(r) for h, r in data.items()} if isinstance(data, Mapping) else {}
+    return {}
+
+
+def _vars_files(inventory: Path) -> list[Path]:
+    """The inventory itself and the group_vars/host_vars files beside it."""
+    base = inventory if inventory.is_dir() else inventory.parent
+    files = [p for p in inventory.rglob("*") if p.is_file()] if inventory.is_dir() else [inventory]
+    for kind in ("group_vars", "host_vars"):
+        folder = base / kind
+        if folder.is_dir():
+            files += [p for p in folder.rglob("*") if p.is_file() and p.suffix in VARS_SUFFIXES]
+    return sorted(set(files))
+
+
+def image_lines(inventories: Sequence[str]) -> list[str]:
+    """`path:line` of every ngc_image_reference setting in the inventories and their vars files."""
+    found = []
+    for inventory in inventories:
+        if "," in inventory:
+            continue
+        for path in _vars_files(Path(inventory)):
+            try:
+                lines = path.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            found += [f"{path}:{number}" for number, line in enumerate(lines, 1) if IMAGE_LINE.match(line)]
+    return found
+
+
+def check_inventory_names(
+    image: str, named: Mapping[str, str], inventories: Sequence[str], order: Sequence[str] = ()
+) -> None:
+    """Refuse an upgrade to an image the inventory does not name, saying which line to change."""
+    rank = {host: index for index, host in enumerate(order)}
+    others: dict[str, list[str]] = {}
+    for host in sorted(named, key=lambda h: (rank.get(h, len(rank)), h)):
+        if named[host] != image:
+            others.setdefault(named[host], []).append(host)
+    if not others:
+        return
+    now = "; ".join(f"{ref} for {', '.join(hosts)}" for ref, hosts in sorted(others.items()))
+    lines = image_lines(inventories)
+    where = (
+        f"in {', '.join(lines)}, where it is set now"
+        if lines
+        else "in your inventory's group_vars (for example group_vars/all/sparkfleet.yml)"
+    )
+    raise UsageError(
+        f"--image {image}: the inventory names {now}. The inventory is the record of the fleet's image"
+        f" (drift correction converges to it): set `ngc_image_reference: {image}` {where}, then run"
+        f" `sparkfleet upgrade --image {image}` again"
+    )
 
 
 def parse_batch_size(text: str) -> tuple[int, bool]:

@@ -799,8 +799,15 @@ def ssh_host_vars(names: list[str]) -> dict[str, dict[str, object]]:
         host_key = out(["docker", "exec", name, "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]).split()[:2]
         known.append(f"{address} {' '.join(host_key)}")
         hosts[name] = {"ansible_host": address}
+    # Merged: other inventories' Sparks (molecule's, the EE stage's) keep their lines.
     known_hosts = SSH_DIR / "known_hosts"
-    known_hosts.write_text("\n".join(known) + "\n")
+    ours = {line.split()[0] for line in known}
+    kept = [
+        line
+        for line in (known_hosts.read_text().splitlines() if known_hosts.is_file() else [])
+        if line.strip() and line.split()[0] not in ours
+    ]
+    known_hosts.write_text("\n".join(kept + known) + "\n")
     common = {
         "ansible_connection": "ssh",
         "ansible_user": SSH_USER,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import DEMO_PROJECT, demo_inventory
 
+from sparkfleet import upgrade
 from sparkfleet.cli import main
 
 
@@ -63,6 +64,8 @@ def test_upgrade_stops_at_the_failed_batch(tmp_path: Path, capsys):
     inventory = demo_inventory(tmp_path, fail_on=("b",))
     data = json.loads(inventory.read_text())
     data["sparks"]["hosts"]["d"] = dict(data["sparks"]["hosts"]["a"])
+    # The inventory names the new image first (the inventory is the fleet's record).
+    data["sparks"]["vars"]["ngc_image_reference"] = "nvcr.io/nvidia/pytorch:25.12-py3"
     inventory.write_text(json.dumps(data))
     code = main(["upgrade", "-i", str(inventory), "--image", "nvcr.io/nvidia/pytorch:25.12-py3", "--json"])
     report = json.loads(capsys.readouterr().out)
@@ -104,3 +107,31 @@ def test_status_reads_the_hosts(tmp_path: Path, capsys, monkeypatch):
     assert rows[1][:4] == ["a", "pytorch:25.11-py3", "sha256:ab12", "fresh"]
     assert rows[2][:4] == ["b", "pytorch:25.11-py3", "sha256:ab12", "altered"]
     assert rows[3] == ["c", "unreachable"]
+
+
+def test_upgrade_refuses_an_image_the_inventory_does_not_name(tmp_path: Path, capsys):
+    """Nothing runs on any host; the message names the hosts, their image and the line to change."""
+    inventory = demo_inventory(tmp_path)
+    group_vars = tmp_path / "group_vars" / "sparks"
+    group_vars.mkdir(parents=True)
+    (group_vars / "image.yml").write_text(
+        "---\n# the fleet's image\nngc_image_reference: example.org/nvidia/pytorch:25.10-py3\n"
+    )
+    code = main(["upgrade", "-i", str(inventory), "--image", "example.org/nvidia/pytorch:25.11-py3"])
+    err = capsys.readouterr().err
+    assert code == 64
+    assert "the inventory names example.org/nvidia/pytorch:25.10-py3 for a, b" in err
+    assert f"{group_vars / 'image.yml'}:3" in err
+    assert "set `ngc_image_reference: example.org/nvidia/pytorch:25.11-py3` in " in err
+    assert not list(tmp_path.glob("*.conf"))  # no host ran site.yml
+
+    # Once the line says so, the same command rolls out (and a rollback is the same two steps).
+    (group_vars / "image.yml").write_text("ngc_image_reference: example.org/nvidia/pytorch:25.11-py3\n")
+    assert main(["upgrade", "-i", str(inventory), "--image", "example.org/nvidia/pytorch:25.11-py3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [h["result"] for h in report["hosts"]] == ["upgraded", "upgraded"]
+
+
+def test_the_default_image_is_the_roles():
+    defaults = (Path(__file__).resolve().parents[3] / "roles" / "ngc_image" / "defaults" / "main.yml").read_text()
+    assert f"\nngc_image_reference: {upgrade.DEFAULT_IMAGE}\n" in defaults

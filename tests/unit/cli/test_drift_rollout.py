@@ -1,0 +1,69 @@
+"""A host on another image than the inventory's is a pending rollout: reported, never fixed by drift."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparkfleet import drift
+from sparkfleet.events import HostResult, TaskChange
+
+NEW = "nvcr.io/nvidia/pytorch:25.12-py3"
+OLD = "nvcr.io/nvidia/pytorch:25.11-py3"
+PULL = TaskChange("sparkfleet.spark.ngc_image", f"Pull {NEW}", [])
+STATE = TaskChange(
+    "sparkfleet.spark.ngc_image",
+    "Write the image to the host state file",
+    [
+        '-    "id": "sha256:aaaa",',
+        f'-    "reference": "{OLD}",',
+        '-    "repo_digest": "nvcr.io/nvidia/pytorch@sha256:aaaa"',
+        '+    "id": "",',
+        f'+    "reference": "{NEW}",',
+        '+    "repo_digest": ""',
+    ],
+)
+RUNTIME = TaskChange("sparkfleet.spark.nvidia_toolkit", "Report the runtime nvidia-ctk would add (check mode)", [])
+
+
+def result(host: str, *changes: TaskChange) -> HostResult:
+    return HostResult(host, ok=10, changed=len(changes), changes=list(changes))
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ((PULL, STATE), {"runs": OLD, "inventory": NEW}),
+        ((PULL,), {"runs": None, "inventory": NEW}),
+        ((RUNTIME,), None),
+        ((STATE,), None),  # the state file alone (a digest recorded anew) is ordinary drift
+        ((TaskChange("sparkfleet.spark.jupyter", f"Pull {NEW}", []),), None),
+    ],
+)
+def test_image_rollout_is_read_from_the_pull_and_the_state_file(changes, expected):
+    assert drift.image_rollout(result("a", *changes)) == expected
+
+
+def test_a_stopped_rollout_is_reported_and_left_to_upgrade():
+    check = {
+        "upgraded": result("upgraded"),
+        "untouched": result("untouched", PULL, STATE, RUNTIME),
+        "drifted": result("drifted", RUNTIME),
+    }
+    # --fix converges only the ordinary drift.
+    assert drift.fixable_hosts(check) == ["drifted"]
+    fixed = {"drifted": HostResult("drifted", ok=10, changed=1, changes=[RUNTIME])}
+    verdicts = {v.host: v for v in drift.assess(check, fix=fixed)}
+    assert verdicts["upgraded"].state == drift.CLEAN
+    assert verdicts["drifted"].state == drift.FIXED
+    pending = verdicts["untouched"]
+    assert pending.state == drift.ROLLOUT and pending.image == {"runs": OLD, "inventory": NEW}
+    assert pending.as_dict()["image"] == {"runs": OLD, "inventory": NEW}
+    assert f"runs {OLD}, the inventory names {NEW}" in pending.errors[0]
+    assert f"`sparkfleet upgrade --image {NEW}`" in pending.errors[0]
+    assert f"set ngc_image_reference back to {OLD} and run `sparkfleet upgrade --image {OLD}`" in pending.errors[0]
+    assert drift.exit_code(list(verdicts.values())) == 2
+    text = drift.summary(list(verdicts.values()))
+    assert "image rollout pending on untouched (not fixed by --fix" in text
+    assert f"sparkfleet upgrade --image {NEW}" in text
+    report = drift.render_text(list(verdicts.values()))
+    assert "untouched  rollout (3 tasks would change)" in report
