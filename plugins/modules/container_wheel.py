@@ -57,9 +57,9 @@ options:
     default: 0
   lock_timeout:
     description:
-      - Seconds to wait for another build on this host (one build at a time per host, whoever
-        started it: an flock on C(/run/lock/sparkfleet-wheel-build.lock)). When the other build
-        made the wanted wheel meanwhile, nothing is built.
+      - Seconds to wait for another build on this host. One build runs at a time per host, whoever
+        started it (an flock on C(/run/lock/sparkfleet-wheel-build.lock)).
+      - When the other build made the wanted wheel meanwhile, nothing is built.
     type: int
     default: 3600
   out_dir:
