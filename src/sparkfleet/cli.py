@@ -204,9 +204,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     failed, unreachable = problem_hosts(results)
     silent = [r["host"] for r in rows if not r["reported"] and r["host"] not in unreachable]
     code = EXIT_FAILED if failed or unreachable or silent else EXIT_OK
+    splits = status.digest_splits(rows)
     if ctx.as_json:
         _emit_json(
-            ctx, {"command": "status", "exit_code": code, "hosts": rows, "unreachable": unreachable, "failed": failed}
+            ctx,
+            {
+                "command": "status",
+                "exit_code": code,
+                "hosts": rows,
+                "unreachable": unreachable,
+                "failed": failed,
+                "digest_splits": splits,
+            },
         )
         return code
     headers = ("host", "image", "digest", "venv", "torch", "xformers", "jupyter", "url")
@@ -230,6 +239,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     print(table.render(headers, lines), file=ctx.out)
     for line in _problems({h: results[h] for h in unreachable + failed + silent}, []):
+        print(line, file=ctx.out)
+    for line in splits:
         print(line, file=ctx.out)
     for row in rows:
         if row.get("versions_error"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +86,27 @@ def host_row(host: str, raw: Mapping[str, Any] | None) -> dict[str, Any]:
         "jupyter": active,
         "jupyter_url": raw.get("jupyter_url") if active == "active" else None,
     }
+
+
+def digest_splits(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per image reference that hosts run at more than one digest.
+
+    A tag that moved during a rollout leaves hosts on different images under one name: the
+    digest most hosts run is the fleet's, the others are named."""
+    by_reference: dict[str, dict[str, list[str]]] = {}
+    for row in rows:
+        if row.get("reported") and row.get("image") and row.get("digest"):
+            by_reference.setdefault(str(row["image"]), {}).setdefault(str(row["digest"]), []).append(str(row["host"]))
+    lines = []
+    for reference, digests in sorted(by_reference.items()):
+        if len(digests) < 2:
+            continue
+        ranked = sorted(digests.items(), key=lambda item: (-len(item[1]), item[0]))
+        fleet_digest, fleet_hosts = ranked[0]
+        for digest, hosts in ranked[1:]:
+            lines.append(
+                f"{', '.join(hosts)}: {reference} is {_short_digest(digest)} there, not the fleet's"
+                f" {_short_digest(fleet_digest)} ({len(fleet_hosts)} host{'s' if len(fleet_hosts) != 1 else ''});"
+                " the tag moved: pin ngc_image_reference by digest, or run `sparkfleet upgrade` to align them"
+            )
+    return lines

@@ -90,3 +90,30 @@ def test_batches(hosts, size, percent, plan):
 )
 def test_batch_stops(failed, size, threshold, stops):
     assert upgrade.batch_stops(failed, size, threshold) is stops
+
+
+def _row(host: str, image: str | None, digest: str | None, reported: bool = True) -> dict[str, object]:
+    return {"host": host, "reported": reported, "image": image, "digest": digest}
+
+
+REF = "nvcr.io/nvidia/pytorch:25.11-py3"
+D1, D2 = "nvcr.io/nvidia/pytorch@sha256:" + "1" * 64, "nvcr.io/nvidia/pytorch@sha256:" + "2" * 64
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([_row("a", REF, D1), _row("b", REF, D1)], []),
+        # Different images by name are a rollout, not a split.
+        ([_row("a", REF, D1), _row("b", "nvcr.io/nvidia/pytorch:25.10-py3", D2)], []),
+        ([_row("a", REF, D1), _row("b", REF, D1), _row("c", REF, D2)], ["c"]),
+        # Unreported hosts and unknown digests are left out.
+        ([_row("a", REF, D1), _row("b", REF, None), _row("c", None, None, reported=False)], []),
+    ],
+)
+def test_digest_splits_name_the_hosts_off_the_fleets_digest(rows, expected):
+    lines = status.digest_splits(rows)
+    assert [line.split(":", 1)[0] for line in lines] == expected
+    if expected:
+        assert "sha256:222222222222 there, not the fleet's sha256:111111111111 (2 hosts)" in lines[0]
+        assert "pin ngc_image_reference by digest" in lines[0]
