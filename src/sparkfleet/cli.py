@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TextIO
 
 from sparkfleet import __version__, drift, history, status, table, upgrade
 from sparkfleet.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SparkfleetError, UsageError
-from sparkfleet.events import HostResult, host_results, not_run, problem_hosts
+from sparkfleet.events import HostResult, host_results, jupyter_access, not_run, problem_hosts
 from sparkfleet.inventory import check_inventory_paths, list_hosts, testbed_inventory
 from sparkfleet.lock import EXIT_LOCKED, LOCK_DIR_ENV, FleetLock, Locked, lock_path
 from sparkfleet.progress import ProgressView
@@ -124,12 +124,19 @@ def cmd_provision(args: argparse.Namespace) -> int:
     failed, unreachable = problem_hosts(results)
     missing = [h for h in not_run(results, outcome.stats) if h not in unreachable]
     code = EXIT_FAILED if failed or unreachable or missing else EXIT_OK
+    access = jupyter_access(outcome.events)
     if ctx.as_json:
-        _emit_json(ctx, {"command": "provision", "exit_code": code, "hosts": [r.as_dict() for r in results.values()]})
+        hosts = [{**r.as_dict(), **({"jupyter": access[h]} if h in access else {})} for h, r in results.items()]
+        _emit_json(ctx, {"command": "provision", "exit_code": code, "hosts": hosts})
         return code
     print(_host_table(results), file=ctx.out)
     for line in _problems(results, missing):
         print(line, file=ctx.out)
+    if access:
+        # How to open each Spark's Jupyter (the token stays on the Spark).
+        width = max(len(h) for h in access)
+        for host, where in access.items():
+            print(f"{host:<{width}}  {where.get('tunnel', '')}  then {where.get('url', '')}".rstrip(), file=ctx.out)
     converged = [h for h in results if h not in failed and h not in unreachable and h not in missing]
     print(f"Converged {len(converged)} of {len(results)} hosts.", file=ctx.out)
     return code

@@ -153,3 +153,26 @@ def not_run(results: Mapping[str, HostResult], stats: Mapping[str, Mapping[str, 
     """Hosts the inventory lists but the run never reached (it stopped before them)."""
     processed = stats.get("processed") or {}
     return [h for h in results if h not in processed]
+
+
+ACCESS_TASK = "Show how to reach Jupyter"
+
+
+def jupyter_access(events: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """Per host, the tunnel command and URL the jupyter role printed at the end of site.yml."""
+    found: dict[str, dict[str, str]] = {}
+    for event in events:
+        data = event.get("event_data") or {}
+        if event.get("event") != "runner_on_ok" or data.get("task") != ACCESS_TASK:
+            continue
+        lines = (data.get("res") or {}).get("msg")
+        if not isinstance(lines, list):
+            continue
+        access = {}
+        for line in map(str, lines):
+            key, _, value = line.partition(":")
+            if key in ("tunnel", "then", "direct") and value.strip():
+                access["url" if key == "then" else key] = value.strip()
+        if access:
+            found[str(data.get("host"))] = access
+    return found

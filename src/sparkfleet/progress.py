@@ -1,7 +1,8 @@
 """The live per-host view: one line per host, updated as task results arrive.
 
-On a terminal the block of host lines is redrawn in place (carriage return, cursor up);
-otherwise each result prints one plain line, which suits logs and CI.
+On a terminal the block of host lines is redrawn in place (carriage return, cursor up).
+Otherwise (the journal, a pipe, CI) each host prints one line per role it finished, with that
+role's counts, and a line at once when it becomes unreachable: not one line per task.
 """
 
 from __future__ import annotations
@@ -12,6 +13,18 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from sparkfleet.events import RESULT_EVENTS
+
+
+@dataclass
+class _RoleCounts:
+    role: str = ""
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+
+    def render(self, host: str, width: int) -> str:
+        counts = f"{self.ok} ok, {self.changed} changed" + (f", {self.failed} failed" if self.failed else "")
+        return f"{host:<{width}}  {self.role or 'play tasks'}: {counts}"
 
 
 @dataclass
@@ -39,11 +52,16 @@ class ProgressView:
         self.tty = stream.isatty() if tty is None else tty
         self.lines: dict[str, _HostLine] = {host: _HostLine() for host in hosts}
         self._drawn = 0
+        self._roles: dict[str, _RoleCounts] = {}
 
     def __call__(self, event: Mapping[str, Any]) -> None:
         kind = event.get("event")
         data = event.get("event_data") or {}
         host = data.get("host")
+        if kind == "playbook_on_stats" and not self.tty:
+            for name in list(self._roles):
+                self._end_role(name)
+            return
         if not host:
             return
         line = self.lines.setdefault(str(host), _HostLine())
@@ -63,8 +81,32 @@ class ProgressView:
         if self.tty:
             self._redraw()
         elif kind != "runner_on_start":
-            self.stream.write(line.render(str(host), self._width()) + "\n")
-            self.stream.flush()
+            self._count(str(host), str(role or ""), kind, res, data)
+
+    def _count(self, host: str, role: str, kind: object, res: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+        current = self._roles.get(host)
+        if current is not None and current.role != role:
+            self._end_role(host)
+            current = None
+        if current is None:
+            current = self._roles[host] = _RoleCounts(role)
+        if kind == "runner_on_ok":
+            current.ok += 1
+            current.changed += 1 if res.get("changed") else 0
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            current.failed += 1
+        elif kind == "runner_on_unreachable":
+            task = self.lines[host].task
+            self._write(f"{host:<{self._width()}}  UNREACHABLE at {task}")
+
+    def _end_role(self, host: str) -> None:
+        counts = self._roles.pop(host, None)
+        if counts is not None and (counts.ok or counts.failed):
+            self._write(counts.render(host, self._width()))
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
 
     def _width(self) -> int:
         return max((len(h) for h in self.lines), default=0)

@@ -136,3 +136,29 @@ def test_drift_text_report():
     assert "b  clean" in text
     assert "c  unreachable" in text
     assert drift.summary(verdicts) == "Drift on 1 of 3 hosts (a); unreachable: c."
+
+
+def test_jupyter_access_from_the_jupyter_roles_last_message():
+    from sparkfleet.events import jupyter_access
+
+    msg = [
+        "Jupyter Lab of /home/spark/spark-project on spark-01 (sparkfleet-jupyter-spark-project.service)",
+        "tunnel: ssh -N -L 8888:127.0.0.1:8888 spark@192.0.2.11",
+        "then:   http://localhost:8888/lab",
+        "direct: none (bound to 127.0.0.1 only)",
+        "token:  sudo cat /etc/sparkfleet/jupyter/spark-project.env on the Spark (JUPYTER_TOKEN=...)",
+    ]
+    events = [
+        {
+            "event": "runner_on_ok",
+            "event_data": {"host": "spark-01", "task": "Show how to reach Jupyter", "res": {"msg": msg}},
+        },
+        {"event": "runner_on_ok", "event_data": {"host": "spark-02", "task": "Other", "res": {"msg": msg}}},
+    ]
+    assert jupyter_access(events) == {
+        "spark-01": {
+            "tunnel": "ssh -N -L 8888:127.0.0.1:8888 spark@192.0.2.11",
+            "url": "http://localhost:8888/lab",
+            "direct": "none (bound to 127.0.0.1 only)",
+        }
+    }
