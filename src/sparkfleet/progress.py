@@ -44,6 +44,15 @@ class _HostLine:
         return f"{host:<{width}}  [{counts}]  {self.task}".rstrip()
 
 
+def _tally(counts: _RoleCounts | _HostLine, kind: object, data: Mapping[str, Any]) -> None:
+    """Add one task result to ok/changed/failed (an ignored failure is not one)."""
+    if kind == "runner_on_ok":
+        counts.ok += 1
+        counts.changed += 1 if (data.get("res") or {}).get("changed") else 0
+    elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+        counts.failed += 1
+
+
 class ProgressView:
     """Feed it runner events; it writes the per-host lines to `stream`."""
 
@@ -70,32 +79,23 @@ class ProgressView:
         line.task = f"{role} : {task}" if role else task
         if kind not in RESULT_EVENTS and kind != "runner_on_start":
             return
-        res = data.get("res") or {}
-        if kind == "runner_on_ok":
-            line.ok += 1
-            line.changed += 1 if res.get("changed") else 0
-        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-            line.failed += 1
-        elif kind == "runner_on_unreachable":
+        _tally(line, kind, data)
+        if kind == "runner_on_unreachable":
             line.unreachable = True
         if self.tty:
             self._redraw()
         elif kind != "runner_on_start":
-            self._count(str(host), str(role or ""), kind, res, data)
+            self._count(str(host), str(role or ""), kind, data)
 
-    def _count(self, host: str, role: str, kind: object, res: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+    def _count(self, host: str, role: str, kind: object, data: Mapping[str, Any]) -> None:
         current = self._roles.get(host)
         if current is not None and current.role != role:
             self._end_role(host)
             current = None
         if current is None:
             current = self._roles[host] = _RoleCounts(role)
-        if kind == "runner_on_ok":
-            current.ok += 1
-            current.changed += 1 if res.get("changed") else 0
-        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-            current.failed += 1
-        elif kind == "runner_on_unreachable":
+        _tally(current, kind, data)
+        if kind == "runner_on_unreachable":
             task = self.lines[host].task
             self._write(f"{host:<{self._width()}}  UNREACHABLE at {task}")
 
