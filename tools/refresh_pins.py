@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,18 +72,17 @@ def resolve(requirements: list[str], uv: str | None = None) -> dict[str, str]:
     uv = uv or shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if not uv:
         raise SystemExit("refresh_pins: uv not found (pip install uv)")
-    override = "\n".join(f"{name}; python_version < '0'" for name in NEVER) + "\n"
-    with_override = ROOT / "build" / "refresh_pins.overrides.txt"
-    with_override.parent.mkdir(parents=True, exist_ok=True)
-    with_override.write_text(override)
-    proc = subprocess.run(
-        [uv, "pip", "compile", "-", "--override", str(with_override), "--python-version", PYTHON,
-         "--python-platform", PLATFORM, "--no-header", "--no-annotate", "--quiet"],
-        input="\n".join(requirements) + "\n",
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
+    with tempfile.NamedTemporaryFile("w", prefix="refresh-pins-", suffix=".txt") as overrides:
+        overrides.write("".join(f"{name}; python_version < '0'\n" for name in NEVER))
+        overrides.flush()
+        proc = subprocess.run(
+            [uv, "pip", "compile", "-", "--override", overrides.name, "--python-version", PYTHON,
+             "--python-platform", PLATFORM, "--no-header", "--no-annotate", "--quiet"],
+            input="\n".join(requirements) + "\n",
+            capture_output=True,
+            text=True,
+            check=False,
+        )  # fmt: skip
     if proc.returncode != 0:
         raise SystemExit(f"refresh_pins: the stack does not resolve for Python {PYTHON} on {PLATFORM}:\n{proc.stderr}")
     resolved = {}

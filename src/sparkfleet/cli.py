@@ -56,7 +56,6 @@ class Context:
     as_json: bool
     out: TextIO
     err: TextIO
-    lock: FleetLock | None = None
 
     def run(
         self,
@@ -88,7 +87,6 @@ class Context:
 def _context(args: argparse.Namespace) -> Context:
     project = find_project(args.playbook_dir)
     inventories = check_inventory_paths(args.inventory) if args.inventory else testbed_inventory(project, sys.stderr)
-    lock = None
     if getattr(args, "wait", None) is not None:
         # Held until the process ends: one provision, drift or upgrade per inventory.
         command = f"sparkfleet {args.command}" + (" --fix" if getattr(args, "fix", False) else "")
@@ -97,7 +95,7 @@ def _context(args: argparse.Namespace) -> Context:
         if lock.waited >= 1 and not args.json:
             print(f"Waited {lock.waited:.0f} s for the inventory's lock ({lock.path}).", file=sys.stderr)
     hosts = list_hosts(project, inventories, args.limit)
-    return Context(project, inventories, hosts, args.limit, args.json, sys.stdout, sys.stderr, lock)
+    return Context(project, inventories, hosts, args.limit, args.json, sys.stdout, sys.stderr)
 
 
 def _emit_json(ctx: Context, payload: Mapping[str, Any]) -> None:
