@@ -280,12 +280,21 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     batch_of: dict[str, int] = {}
     results: dict[str, HostResult] = {}
     stopped: tuple[int, list[str]] | None = None
+    # One digest per rollout: the tag is resolved by the first batch that pulls, and every later
+    # batch pulls that digest (ngc_image_digest), even when the tag moves meanwhile.
+    digest: str | None = None
     for number, batch in enumerate(plan, start=1):
         if not ctx.as_json:
             print(f"Batch {number}/{len(plan)}: {', '.join(batch)}", file=ctx.err)
         try:
-            outcome, batch_results = ctx.run(ctx.project.site_playbook, batch, limit=",".join(batch))
+            outcome, batch_results = ctx.run(
+                ctx.project.site_playbook,
+                batch,
+                limit=",".join(batch),
+                extravars={"ngc_image_digest": digest} if digest else None,
+            )
             missing = not_run(batch_results, outcome.stats)
+            digest = digest or upgrade.rollout_digest(outcome.events, batch)
         except SparkfleetError as error:
             batch_results = {h: HostResult(h, failed=1, errors=[str(error)]) for h in batch}
             missing = []
@@ -315,6 +324,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
             {
                 "command": "upgrade",
                 "image": image,
+                "digest": digest,
                 "exit_code": code,
                 "batches": plan,
                 "stopped_at_batch": stopped[0] if stopped else None,
@@ -343,7 +353,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     print(table.render(("host", "result", "batch", "changed", "time"), rows), file=ctx.out)
     for line in _problems({h: results[h] for h in problems}, []):
         print(line, file=ctx.out)
-    message = f"Upgraded {len(upgraded)} of {len(outcome_of)} hosts to {image}"
+    message = f"Upgraded {len(upgraded)} of {len(outcome_of)} hosts to {image}" + (f" ({digest})" if digest else "")
     if stopped:
         message += (
             f"; batch {stopped[0]}/{len(plan)} failed on {', '.join(stopped[1])}: rollout stopped"

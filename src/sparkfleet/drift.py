@@ -58,6 +58,11 @@ def image_rollout(result: HostResult) -> dict[str, str | None] | None:
 
 
 def next_step(image: Mapping[str, str | None]) -> str:
+    if image.get("runs") == image["inventory"]:
+        return (
+            f"the tag of {image['inventory']} names another digest in the registry than the one this host runs:"
+            f" roll the new digest out with `sparkfleet upgrade --image {image['inventory']}`"
+        )
     runs = image.get("runs") or "another image"
     return (
         f"runs {runs}, the inventory names {image['inventory']}: an image rollout is pending."

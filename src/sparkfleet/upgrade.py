@@ -21,15 +21,35 @@ INVENTORY_IMAGE_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "inve
 DEFAULT_IMAGE = "nvcr.io/nvidia/pytorch:25.11-py3"
 IMAGE_LINE = re.compile(r"^\s*ngc_image_reference\s*:")
 VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")
+DIGEST = re.compile(r"(?<=@)sha256:[a-f0-9]{64}$")
+
+
+def stats_map(events: Iterable[Mapping[str, Any]], key: str) -> dict[str, str]:
+    """A host -> value mapping the play published with set_stats (aggregated, not per host)."""
+    for event in events:
+        if event.get("event") == "playbook_on_stats":
+            data = ((event.get("event_data") or {}).get("artifact_data") or {}).get(key)
+            return {str(h): str(r) for h, r in data.items()} if isinstance(data, Mapping) else {}
+    return {}
 
 
 def inventory_images(events: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """sparkfleet_image (host -> reference) from the stats event's set_stats data."""
-    for event in events:
-        if event.get("event") == "playbook_on_stats":
-            data = ((event.get("event_data") or {}).get("artifact_data") or {}).get("sparkfleet_image")
-            return {str(h): str(r) for h, r in data.items()} if isinstance(data, Mapping) else {}
-    return {}
+    """sparkfleet_image (host -> reference), published by playbooks/inventory_image.yml."""
+    return stats_map(events, "sparkfleet_image")
+
+
+def rollout_digest(events: Iterable[Mapping[str, Any]], batch: Sequence[str]) -> str | None:
+    """The digest a batch pulled (ngc_image's sparkfleet_image_digest), for the batches after it.
+
+    The role pins one digest per run, so the batch's hosts agree; the first host in batch
+    order that reported `REPOSITORY@sha256:...` decides. None when no host reported one.
+    """
+    reported = stats_map(events, "sparkfleet_image_digest")
+    for host in batch:
+        match = DIGEST.search(reported.get(host, ""))
+        if match:
+            return match.group(0)
+    return None
 
 
 def _vars_files(inventory: Path) -> list[Path]:

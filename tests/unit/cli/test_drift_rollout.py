@@ -67,3 +67,17 @@ def test_a_stopped_rollout_is_reported_and_left_to_upgrade():
     assert f"sparkfleet upgrade --image {NEW}" in text
     report = drift.render_text(list(verdicts.values()))
     assert "untouched  rollout (3 tasks would change)" in report
+
+
+def test_a_moved_tag_is_a_rollout_of_the_same_reference():
+    state = TaskChange(
+        "sparkfleet.spark.ngc_image",
+        "Write the image to the host state file",
+        [f'-    "reference": "{NEW}",', f'+    "reference": "{NEW}",'],
+    )
+    verdict = drift.assess({"a": result("a", PULL, state)})[0]
+    assert verdict.state == drift.ROLLOUT and verdict.image == {"runs": NEW, "inventory": NEW}
+    assert verdict.errors == [
+        f"the tag of {NEW} names another digest in the registry than the one this host runs:"
+        f" roll the new digest out with `sparkfleet upgrade --image {NEW}`"
+    ]

@@ -117,3 +117,33 @@ def test_digest_splits_name_the_hosts_off_the_fleets_digest(rows, expected):
     if expected:
         assert "sha256:222222222222 there, not the fleet's sha256:111111111111 (2 hosts)" in lines[0]
         assert "pin ngc_image_reference by digest" in lines[0]
+
+
+def _stats(data):
+    return [{"event": "runner_on_ok"}, {"event": "playbook_on_stats", "event_data": {"artifact_data": data}}]
+
+
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+
+
+@pytest.mark.parametrize(
+    ("data", "batch", "expected"),
+    [
+        # The first host in batch order that reported a repo digest decides.
+        ({"sparkfleet_image_digest": {"b": f"reg:5000/nvidia/pytorch@{D2}", "a": f"reg/x@{D1}"}}, ["a", "b"], D1),
+        ({"sparkfleet_image_digest": {"a": "", "b": f"reg/x@{D2}"}}, ["a", "b"], D2),
+        # A host outside the batch, a bare ID or nothing at all: no digest to carry.
+        ({"sparkfleet_image_digest": {"c": f"reg/x@{D1}"}}, ["a", "b"], None),
+        ({"sparkfleet_image_digest": {"a": D1.replace("sha256:", "")}}, ["a"], None),
+        ({}, ["a"], None),
+    ],
+)
+def test_rollout_digest_is_the_first_batch_hosts_repo_digest(data, batch, expected):
+    assert upgrade.rollout_digest(_stats(data), batch) == expected
+
+
+def test_stats_map_reads_only_mappings():
+    assert upgrade.stats_map(_stats({"sparkfleet_image": ["a"]}), "sparkfleet_image") == {}
+    assert upgrade.stats_map(_stats({"sparkfleet_image": {"a": "r:1"}}), "sparkfleet_image") == {"a": "r:1"}
+    assert upgrade.stats_map([], "sparkfleet_image") == {}
