@@ -45,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -674,6 +675,54 @@ def _has_nvcc() -> bool:
     return shutil.which("nvcc") is not None or os.path.isfile(os.path.join(cuda_home, "bin", "nvcc"))
 
 
+GIT_ATTEMPTS = 3
+GIT_RETRY_DELAY = 10.0
+
+
+def split_git_source(source: str) -> tuple[str, str | None] | None:
+    """('URL', 'REF' or None) for a pip VCS source `git+URL[@REF]`, else None."""
+    if not source.startswith("git+"):
+        return None
+    url = source[len("git+") :]
+    base, sep, ref = url.rpartition("@")
+    # An @ before the path is a user (git+ssh://git@host/...), not a ref.
+    if sep and "/" not in ref and base.count("/") >= 2 and ref:
+        return base, ref
+    return url, None
+
+
+def clone_git_source(
+    url: str, ref: str | None, dest: str, attempts: int = GIT_ATTEMPTS, delay: float = GIT_RETRY_DELAY
+) -> None:
+    """git clone at REF with its submodules, as pip would, retried a few times; the error names the URL.
+
+    Blob-less (as pip clones), not shallow: a dumb-HTTP server cannot serve a shallow clone.
+    """
+    steps = [["git", "clone", "--quiet", "--filter=blob:none", url, dest]]
+    if ref:
+        steps.append(["git", "-C", dest, "checkout", "--quiet", ref])
+    steps.append(["git", "-C", dest, "submodule", "update", "--quiet", "--init", "--recursive"])
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    last: BuilderError | None = None
+    for attempt in range(1, attempts + 1):
+        shutil.rmtree(dest, ignore_errors=True)
+        try:
+            for argv in steps:
+                run_tool(argv, "fetch-source", env=env)
+            return
+        except BuilderError as exc:
+            last = exc
+            if attempt < attempts:
+                log(f"git clone of {url} failed (attempt {attempt} of {attempts}); retrying in {delay:g} s")
+                time.sleep(delay)
+    assert last is not None
+    raise BuilderError(
+        "fetch-source",
+        f"git clone of {url}{' at ' + ref if ref else ''} failed after {attempts} attempts: {last.msg}",
+        last.log_tail,
+    )
+
+
 def build_wheel(source: str, out: str, arch_list: str, jobs: int | None) -> dict[str, Any]:
     try:
         arch = sanitize_arch_list(arch_list)
@@ -695,7 +744,13 @@ def build_wheel(source: str, out: str, arch_list: str, jobs: int | None) -> dict
         env["FORCE_CUDA"] = "1"
     env.pop("PIP_REQUIRE_VIRTUALENV", None)
     try:
-        if os.path.isdir(source):
+        git = split_git_source(source)
+        if git is not None:
+            # Fetched here, with bounded retries, so that a network failure is retried and named
+            # (and never confused with a compile error, which is not retried); a fresh clone.
+            source = os.path.join(tmp, "src")
+            clone_git_source(git[0], git[1], source)
+        elif os.path.isdir(source):
             # pip builds a local directory in place, and setuptools skips an extension whose
             # build/ output is newer than its sources, whatever the arch list: build a clean copy.
             copy = os.path.join(tmp, "src")

@@ -16,7 +16,8 @@ from sparkfleet.events import HostResult, TaskChange
 CLEAN, DRIFT, FIXED, FAILED, UNREACHABLE, ROLLOUT = "clean", "drift", "fixed", "failed", "unreachable", "rollout"
 # The ngc_image role's pull task is named "Pull <ngc_image_reference>".
 PULL_TASK = re.compile(r"^Pull (?P<reference>\S+)$")
-STATE_REFERENCE = re.compile(r'^-\s*"reference":\s*"(?P<reference>[^"]+)"')
+# A line of the state file's diff: `-` what the host records running, `+` what a converge records.
+STATE_LINE = re.compile(r'^(?P<side>[-+])\s*"(?P<key>reference|id)":\s*"(?P<value>[^"]*)"')
 
 
 @dataclass
@@ -40,20 +41,37 @@ class HostDrift:
         }
 
 
+def _state_images(result: HostResult) -> tuple[dict[str, str], dict[str, str]]:
+    """(recorded, converged): the image's reference and id in the ngc_image state file's diff."""
+    sides: dict[str, dict[str, str]] = {"-": {}, "+": {}}
+    for change in result.changes:
+        if change.role.endswith("ngc_image") and change.task.startswith("Write the image"):
+            for match in map(STATE_LINE.match, change.diff):
+                if match:
+                    sides[match["side"]][match["key"]] = match["value"]
+    return sides["-"], sides["+"]
+
+
 def image_rollout(result: HostResult) -> dict[str, str | None] | None:
-    """{'runs': ..., 'inventory': ...} when the check run would pull another image onto the host."""
+    """{'runs': ..., 'inventory': ...} when the check run would put another image on the host.
+
+    Either the run would pull (the image is not on the host, or its tag moved), or the host's
+    state file records another image (reference or ID) than the converge would: an image
+    pulled earlier, by a stopped rollout, is on the host but not what it runs. A state file
+    that only gains a digest, or did not exist, is ordinary drift.
+    """
     wanted = None
     for change in result.changes:
         match = PULL_TASK.match(change.task)
         if change.role.endswith("ngc_image") and match:
             wanted = match["reference"]
+    recorded, converged = _state_images(result)
+    runs = recorded.get("reference") or None
+    if wanted is None and recorded:
+        moved = any(recorded.get(k) and converged.get(k) and recorded[k] != converged[k] for k in ("reference", "id"))
+        wanted = converged.get("reference") if moved else None
     if wanted is None:
         return None
-    runs = None
-    for change in result.changes:
-        if change.role.endswith("ngc_image") and change.task.startswith("Write the image"):
-            found = [m["reference"] for m in map(STATE_REFERENCE.match, change.diff) if m]
-            runs = found[0] if found else None
     return {"runs": runs, "inventory": wanted}
 
 

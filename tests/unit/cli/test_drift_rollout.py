@@ -22,6 +22,23 @@ STATE = TaskChange(
         '+    "repo_digest": ""',
     ],
 )
+DIGEST_ONLY = TaskChange(
+    "sparkfleet.spark.ngc_image",
+    "Write the image to the host state file",
+    [
+        '-    "id": "sha256:aaaa",',
+        f'-    "reference": "{NEW}",',
+        '-    "repo_digest": ""',
+        '+    "id": "sha256:aaaa",',
+        f'+    "reference": "{NEW}",',
+        '+    "repo_digest": "nvcr.io/nvidia/pytorch@sha256:aaaa"',
+    ],
+)
+FIRST_STATE = TaskChange(
+    "sparkfleet.spark.ngc_image",
+    "Write the image to the host state file",
+    ['+    "id": "sha256:bbbb",', f'+    "reference": "{NEW}",'],
+)
 RUNTIME = TaskChange("sparkfleet.spark.nvidia_toolkit", "Report the runtime nvidia-ctk would add (check mode)", [])
 
 
@@ -35,7 +52,13 @@ def result(host: str, *changes: TaskChange) -> HostResult:
         ((PULL, STATE), {"runs": OLD, "inventory": NEW}),
         ((PULL,), {"runs": None, "inventory": NEW}),
         ((RUNTIME,), None),
-        ((STATE,), None),  # the state file alone (a digest recorded anew) is ordinary drift
+        # The new image is already on the host (pulled by a stopped rollout): the state file says
+        # the host runs another one.
+        ((STATE,), {"runs": OLD, "inventory": NEW}),
+        ((STATE, RUNTIME), {"runs": OLD, "inventory": NEW}),
+        # A digest recorded anew, or a state file made for the first time, is ordinary drift.
+        ((DIGEST_ONLY,), None),
+        ((FIRST_STATE,), None),
         ((TaskChange("sparkfleet.spark.jupyter", f"Pull {NEW}", []),), None),
     ],
 )
@@ -73,10 +96,17 @@ def test_a_moved_tag_is_a_rollout_of_the_same_reference():
     state = TaskChange(
         "sparkfleet.spark.ngc_image",
         "Write the image to the host state file",
-        [f'-    "reference": "{NEW}",', f'+    "reference": "{NEW}",'],
+        [
+            '-    "id": "sha256:aaaa",',
+            f'-    "reference": "{NEW}",',
+            '+    "id": "sha256:bbbb",',
+            f'+    "reference": "{NEW}",',
+        ],
     )
-    verdict = drift.assess({"a": result("a", PULL, state)})[0]
-    assert verdict.state == drift.ROLLOUT and verdict.image == {"runs": NEW, "inventory": NEW}
+    # Pulled by a run whose tag had moved, or pulled already and only recorded: the same verdict.
+    for changes in ((PULL, state), (state,)):
+        verdict = drift.assess({"a": result("a", *changes)})[0]
+        assert verdict.state == drift.ROLLOUT and verdict.image == {"runs": NEW, "inventory": NEW}
     assert verdict.errors == [
         f"the tag of {NEW} names another digest in the registry than the one this host runs:"
         f" roll the new digest out with `sparkfleet upgrade --image {NEW}`"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -436,3 +437,90 @@ def test_lock_hash_of_content_about_to_be_written(
     (tmp_path / "pyproject.toml").write_text(about_to_write)
     assert predicted == vb.lock_hash(str(tmp_path))
     assert (predicted == vb.lock_hash(str(tmp_path), on_disk.encode())) == (on_disk == about_to_write)
+
+
+# --- the git source: fetched with bounded retries, the failing URL named --------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (
+            "git+https://github.com/facebookresearch/xformers.git@v0.0.33",
+            ("https://github.com/facebookresearch/xformers.git", "v0.0.33"),
+        ),
+        (
+            "git+https://github.com/facebookresearch/xformers.git",
+            ("https://github.com/facebookresearch/xformers.git", None),
+        ),
+        ("git+ssh://git@github.com/org/repo.git@abc123", ("ssh://git@github.com/org/repo.git", "abc123")),
+        ("git+ssh://git@github.com/org/repo.git", ("ssh://git@github.com/org/repo.git", None)),
+        ("git+http://testbed:8080/xformers.git@v0.0.33", ("http://testbed:8080/xformers.git", "v0.0.33")),
+        ("/srv/xformers", None),
+        ("xformers==0.0.33", None),
+    ],
+)
+def test_split_git_source(source: str, expected: tuple[str, str | None] | None) -> None:
+    assert vb.split_git_source(source) == expected
+
+
+def _git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def probe_repo(tmp_path: Path) -> Path:
+    """A git repo of the in-tree-backend project, tagged v0.1, with a later commit on top."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+        '[project]\nname = "probe_ext"\nversion = "0.1"\n'
+    )
+    (repo / "backend.py").write_text(f"SEEN = {str(tmp_path / 'seen.json')!r}\n" + IN_TREE_BACKEND)
+    (repo / "marker.txt").write_text("tagged\n")
+    _git("init", "-q", cwd=repo)
+    _git("add", ".", cwd=repo)
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one", cwd=repo)
+    _git("tag", "v0.1", cwd=repo)
+    (repo / "marker.txt").write_text("later\n")
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two", cwd=repo)
+    return repo
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="git is not installed")
+def test_clone_git_source_checks_out_the_ref(probe_repo: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "clone"
+    vb.clone_git_source(f"file://{probe_repo}", "v0.1", str(dest), delay=0)
+    assert (dest / "marker.txt").read_text() == "tagged\n"
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="git is not installed")
+def test_clone_git_source_retries_then_names_the_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"file://{tmp_path}/no-such-repo.git"
+    with pytest.raises(vb.BuilderError) as failure:
+        vb.clone_git_source(url, "v1", str(tmp_path / "clone"), attempts=3, delay=0)
+    assert failure.value.stage == "fetch-source"
+    assert failure.value.msg.startswith(f"git clone of {url} at v1 failed after 3 attempts: ")
+    assert capsys.readouterr().err.count("retrying in 0 s") == 2
+    assert not (tmp_path / "clone").exists()
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="git is not installed")
+def test_build_wheel_from_a_git_source(fake_env: dict[str, str], probe_repo: Path, tmp_path: Path) -> None:
+    env = {**fake_env, "PIP_NO_INDEX": "1"}
+    rc, result = run_script(
+        env,
+        "build-wheel",
+        "--source",
+        f"git+file://{probe_repo}@v0.1",
+        "--out",
+        str(tmp_path / "out"),
+        "--arch-list",
+        "12.1",
+    )
+    if rc == 1 and "No module named pip" in json.dumps(result):
+        pytest.skip("pip is not available to this interpreter")
+    assert rc == 0, result
+    assert Path(result["wheel"]).name == "probe_ext-0.1-py3-none-any.whl"
+    assert os.listdir(tmp_path / "out") == [Path(result["wheel"]).name]
