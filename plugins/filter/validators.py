@@ -180,13 +180,14 @@ ROOT_DIR_FORBIDDEN_TREES = {
     "/tmp": "world-writable and cleaned up",
 }
 
-PATH_KINDS = ("user_dir", "root_dir", "root_file", "any_file")
+PATH_KINDS = ("user_dir", "root_dir", "root_file", "any_file", "code_dir")
 
 _INSTEAD = {
     "user_dir": "use a directory inside the user's home, such as /home/spark/spark-project",
     "root_dir": "use a dedicated directory such as /var/lib/sparkfleet or /etc/sparkfleet/jupyter",
     "root_file": "use a file in a dedicated directory, such as /var/lib/sparkfleet/state.json",
     "any_file": "name the file itself, such as /etc/ssl/certs/ca-certificates.crt",
+    "code_dir": "name the directory that holds playbooks/site.yml, such as /opt/sparkfleet/checkout",
 }
 
 _SYSTEM_DIR_WHY = {
@@ -194,6 +195,7 @@ _SYSTEM_DIR_WHY = {
     "root_dir": "which root must never chmod or take over as sparkfleet's own",
     "root_file": "not a file",
     "any_file": "not a file",
+    "code_dir": "from which root must never run playbooks (anyone who can write there would run code as root)",
 }
 
 
@@ -289,7 +291,8 @@ def path_problem(value: Any, name: str, kind: str = "user_dir", homes: Any = Non
       user_dir  - a directory chowned to a non-root user (project dir, HF home, caches);
       root_dir  - a directory root owns and chmods for sparkfleet (it needs a 'sparkfleet' component);
       root_file - a file root writes (its directory must pass the root_dir rules);
-      any_file  - a file that is only read (a CA bundle).
+      any_file  - a file that is only read (a CA bundle);
+      code_dir  - a directory root only reads, but runs code from (a playbook directory).
     homes lists users' home directories (or maps user to home); a user_dir may not be one itself.
     allow_empty lets '' through (for optional settings).
     """

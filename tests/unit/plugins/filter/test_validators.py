@@ -78,6 +78,8 @@ GOOD_PATHS = [
     ("/usr/share/ca-certificates/corp.crt", "any_file"),
     ("/home/spark/ca.pem", "any_file"),
     ("/" + "a" * 4095, "any_file"),
+    ("/opt/sparkfleet/collections/ansible_collections/sparkfleet/spark", "code_dir"),
+    ("/srv/sparkfleet-checkout", "code_dir"),
 ]
 
 
@@ -142,6 +144,7 @@ BAD_PATHS: list[tuple[Any, str, tuple[str, ...]]] = [
     ("/etc/systemd/system", "root_file", ("system directory /etc/systemd/system", "not a file")),
     ("/etc/apt", "any_file", ("system directory /etc/apt", "not a file")),
     ("/var/log", "any_file", ("system directory /var/log",)),
+    ("/tmp", "code_dir", ("system directory /tmp", "never run playbooks", "playbooks/site.yml")),
     # user_dir: system trees at any depth
     ("/etc/sparkfleet", "user_dir", ("lies under /etc", "chowned to a user")),
     ("/usr/share/hf", "user_dir", ("lies under /usr",)),
