@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ansible_collections.sparkfleet.spark.plugins.filter import images
+from through_ansible import ansible_bin, run_ansible
 
 REPO = Path(__file__).resolve().parents[4]
 REF = "reg:5000/nvidia/pytorch:25.11-py3"
@@ -89,8 +87,7 @@ INVENTORY = {
     }
 }
 
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
-PLAYBOOK_BIN = str(ANSIBLE_PLAYBOOK) if ANSIBLE_PLAYBOOK.is_file() else shutil.which("ansible-playbook")
+PLAYBOOK_BIN = ansible_bin("ansible-playbook")
 
 
 @pytest.mark.skipif(PLAYBOOK_BIN is None, reason="ansible-playbook is not installed")
@@ -98,22 +95,11 @@ def test_run_digest_reads_other_hosts_templated_vars_through_ansible(tmp_path: P
     assert PLAYBOOK_BIN is not None
     (tmp_path / "play.yml").write_text(PLAYBOOK)
     (tmp_path / "hosts.json").write_text(json.dumps(INVENTORY))
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-    }
-    env.pop("ANSIBLE_CONFIG", None)
-    result = subprocess.run(
+    result = run_ansible(
         [PLAYBOOK_BIN, "-i", "hosts.json", "play.yml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        tmp_path,
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -14,6 +10,7 @@ from typing import Any
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.sparkfleet.spark.plugins.filter import validators
+from through_ansible import ansible_bin, run_ansible
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -749,8 +746,7 @@ def test_env_mapping_bad(mapping: Any, start: str, words: tuple[str, ...]) -> No
 # Through Ansible itself
 # ---------------------------------------------------------------------------------------------
 
-ANSIBLE = Path(sys.executable).with_name("ansible")
-ANSIBLE_BIN = str(ANSIBLE) if ANSIBLE.is_file() else shutil.which("ansible")
+ANSIBLE_BIN = ansible_bin("ansible")
 
 
 @pytest.mark.skipif(ANSIBLE_BIN is None, reason="the ansible command is not installed")
@@ -765,23 +761,11 @@ def test_filters_load_through_ansible(tmp_path: Path) -> None:
         "{'A': 'b'} | sparkfleet.spark.env_mapping_problem('e')"
         "] }}"
     )
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections"),
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    env.pop("ANSIBLE_CONFIG", None)
-    result = subprocess.run(
+    result = run_ansible(
         [ANSIBLE_BIN, "-i", "localhost,", "-c", "local", "localhost", "-m", "debug", "-a", f"msg={expression}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        tmp_path,
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "=>" in result.stdout, result.stdout

@@ -379,15 +379,20 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 """
 
 
-def test_build_wheel_sets_arch_list_and_max_jobs(fake_env: dict[str, str], tmp_path: Path) -> None:
-    """A source tree with an in-tree PEP 517 backend that records the environment of its build."""
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "pyproject.toml").write_text(
+def probe_project(path: Path, seen: Path) -> Path:
+    """A project whose in-tree PEP 517 backend records, in `seen`, the environment of its build."""
+    path.mkdir()
+    (path / "pyproject.toml").write_text(
         '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
         '[project]\nname = "probe_ext"\nversion = "0.1"\n'
     )
-    (src / "backend.py").write_text(f"SEEN = {str(tmp_path / 'seen.json')!r}\n" + IN_TREE_BACKEND)
+    (path / "backend.py").write_text(f"SEEN = {str(seen)!r}\n" + IN_TREE_BACKEND)
+    return path
+
+
+def test_build_wheel_sets_arch_list_and_max_jobs(fake_env: dict[str, str], tmp_path: Path) -> None:
+    """A source tree with an in-tree PEP 517 backend that records the environment of its build."""
+    src = probe_project(tmp_path / "src", tmp_path / "seen.json")
     env = {**fake_env, "TORCH_CUDA_ARCH_LIST": "8.0 8.6 9.0 10.0 11.0 12.0+PTX", "PIP_NO_INDEX": "1"}
     rc, result = run_script(
         env, "build-wheel", "--source", str(src), "--out", str(tmp_path / "out"), "--arch-list", "12.1\n12.1\n"
@@ -471,13 +476,7 @@ def _git(*args: str, cwd: Path) -> None:
 @pytest.fixture
 def probe_repo(tmp_path: Path) -> Path:
     """A git repo of the in-tree-backend project, tagged v0.1, with a later commit on top."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "pyproject.toml").write_text(
-        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
-        '[project]\nname = "probe_ext"\nversion = "0.1"\n'
-    )
-    (repo / "backend.py").write_text(f"SEEN = {str(tmp_path / 'seen.json')!r}\n" + IN_TREE_BACKEND)
+    repo = probe_project(tmp_path / "repo", tmp_path / "seen.json")
     (repo / "marker.txt").write_text("tagged\n")
     _git("init", "-q", cwd=repo)
     _git("add", ".", cwd=repo)

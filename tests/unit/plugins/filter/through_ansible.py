@@ -1,0 +1,30 @@
+"""Run an Ansible command line against this checkout's collection, as a filter test needs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[4]
+
+
+def ansible_bin(name: str) -> str | None:
+    """The venv's own Ansible command, else the one on PATH, else None."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.is_file() else shutil.which(name)
+
+
+def run_ansible(argv: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """argv run in tmp_path with the checkout's collections and no ansible.cfg of the caller's."""
+    environ = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
+        "ANSIBLE_NOCOLOR": "1",
+        **env,
+    }
+    environ.pop("ANSIBLE_CONFIG", None)
+    return subprocess.run(argv, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300, check=False)
