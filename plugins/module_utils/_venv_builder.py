@@ -698,7 +698,9 @@ def clone_git_source(
 
     Blob-less (as pip clones), not shallow: a dumb-HTTP server cannot serve a shallow clone.
     """
-    steps = [["git", "clone", "--quiet", "--filter=blob:none", url, dest]]
+    if url.startswith("-") or (ref or "").startswith("-"):
+        raise BuilderError("arguments", f"git source {url!r} at {ref!r}: a URL or ref may not start with '-'")
+    steps = [["git", "clone", "--quiet", "--filter=blob:none", "--", url, dest]]
     if ref:
         steps.append(["git", "-C", dest, "checkout", "--quiet", ref])
     steps.append(["git", "-C", dest, "submodule", "update", "--quiet", "--init", "--recursive"])

@@ -523,3 +523,11 @@ def test_build_wheel_from_a_git_source(fake_env: dict[str, str], probe_repo: Pat
     assert rc == 0, result
     assert Path(result["wheel"]).name == "probe_ext-0.1-py3-none-any.whl"
     assert os.listdir(tmp_path / "out") == [Path(result["wheel"]).name]
+
+
+@pytest.mark.parametrize(("url", "ref"), [("--upload-pack=touch /tmp/x", None), ("file:///srv/x.git", "--orphan")])
+def test_clone_git_source_refuses_what_git_would_read_as_an_option(tmp_path: Path, url: str, ref: str | None) -> None:
+    with pytest.raises(vb.BuilderError) as failure:
+        vb.clone_git_source(url, ref, str(tmp_path / "clone"), delay=0)
+    assert failure.value.stage == "arguments" and "may not start with '-'" in failure.value.msg
+    assert not (tmp_path / "clone").exists()
