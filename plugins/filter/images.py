@@ -28,13 +28,7 @@ def _answer_digest(answer: Any) -> str:
     return digest if isinstance(digest, str) and _DIGEST.match(digest) else ""
 
 
-def run_digest(
-    hostvars: Mapping[str, Any],
-    hosts: Iterable[str],
-    reference: str,
-    answer_var: str = "ngc_image_registry_answer",
-    reference_var: str = "ngc_image_reference",
-) -> str:
+def run_digest(hostvars: Mapping[str, Any], hosts: Iterable[str], reference: str) -> str:
     """The digest the first host in ``hosts`` with the same reference got from the registry.
 
     Hosts that name another reference, skipped the question or got no digest are passed
@@ -43,9 +37,9 @@ def run_digest(
     for host in hosts:
         try:
             facts = hostvars[host]
-            if facts[reference_var] != reference:
+            if facts["ngc_image_reference"] != reference:
                 continue
-            answer = facts[answer_var]
+            answer = facts["ngc_image_registry_answer"]
         except (KeyError, TypeError):
             continue
         digest = _answer_digest(answer)
