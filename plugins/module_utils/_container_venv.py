@@ -225,6 +225,7 @@ def build_args(
     wheels: Iterable[str] = (),
     no_install_packages: Iterable[str] = (),
     verify_imports: Iterable[str] = (),
+    allow_replace: Iterable[str] = (),
 ) -> list[str]:
     args = ["build", "--project", container_project_dir, "--venv", venv_name, "--uv", CONTAINER_UV]
     args += ["--stamp", json.dumps(dict(stamp), sort_keys=True)]
@@ -234,7 +235,36 @@ def build_args(
         args += ["--no-install-package", name]
     for name in verify_imports:
         args += ["--verify-import", name]
+    for name in allow_replace:
+        args += ["--allow-replace", name]
     return args
+
+
+_DIST_NAME = re.compile(r"^([a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])$")
+_DIST_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]{0,127}$")
+
+
+def checked_shadowed(value: Any, limit: int = 2000) -> dict[str, dict[str, str]]:
+    """The builder's report of shadowed image distributions, keeping only entries of its exact shape.
+
+    The report comes from a container that read the user's venv: canonical names and plain
+    versions pass, anything else is dropped.
+    """
+    if not isinstance(value, Mapping):
+        return {}
+    kept: dict[str, dict[str, str]] = {}
+    for name, versions in list(value.items())[:limit]:
+        if not (isinstance(name, str) and _DIST_NAME.fullmatch(name) and isinstance(versions, Mapping)):
+            continue
+        venv, image = versions.get("venv"), versions.get("image")
+        if (
+            isinstance(venv, str)
+            and isinstance(image, str)
+            and _DIST_VERSION.fullmatch(venv)
+            and _DIST_VERSION.fullmatch(image)
+        ):
+            kept[name] = {"venv": venv, "image": image}
+    return dict(sorted(kept.items()))
 
 
 def parse_result(stdout: str) -> dict[str, Any] | None:

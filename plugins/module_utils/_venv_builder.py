@@ -10,7 +10,7 @@ torch (a GPU box outside Docker, a CI runner).
     python3 _venv_builder.py probe       --project DIR [--venv .venv]
     python3 _venv_builder.py build       --project DIR --uv PATH --stamp JSON [--venv .venv]
                                          [--wheel PATH ...] [--no-install-package NAME ...]
-                                         [--verify-import MOD ...]
+                                         [--verify-import MOD ...] [--allow-replace NAME ...]
     python3 _venv_builder.py build-wheel --source SRC --out DIR --arch-list LIST [--max-jobs N]
 
 Each subcommand prints exactly one JSON object, on one line, on stdout; logs, and the
@@ -284,6 +284,51 @@ def _is_managed(venvs_dir: str, path: str) -> bool:
     )
 
 
+def canonical(name: str) -> str:
+    """PEP 503's normalized name: runs of -, _ and . become -, lower case."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _distributions(path: list[str] | None = None) -> dict[str, str]:
+    """Canonical name -> version of the distributions on ``path`` (default sys.path), first copy wins."""
+    from importlib import metadata
+
+    found: dict[str, str] = {}
+    for dist in metadata.distributions() if path is None else metadata.distributions(path=path):
+        name = dist.metadata["Name"]
+        if name:
+            found.setdefault(canonical(name), dist.version)
+    return found
+
+
+def image_distributions() -> dict[str, str]:
+    """The image's distributions, as its system interpreter (this script's) sees them."""
+    return _distributions()
+
+
+def venv_site_packages(venv_dir: str) -> list[str]:
+    lib = os.path.join(venv_dir, "lib")
+    try:
+        names = sorted(os.listdir(lib))
+    except OSError:
+        return []
+    return [
+        os.path.join(lib, name, "site-packages")
+        for name in names
+        if re.match(r"^python3\.\d+$", name) and os.path.isdir(os.path.join(lib, name, "site-packages"))
+    ]
+
+
+def shadowed_distributions(venv_dir: str, image: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """The image's distributions the venv installs a copy of: name -> {venv, image} versions.
+
+    Reads the venv's metadata files as data; nothing of the venv runs.
+    """
+    image = image_distributions() if image is None else image
+    own = _distributions(venv_site_packages(venv_dir))
+    return {name: {"venv": own[name], "image": image[name]} for name in sorted(own) if name in image}
+
+
 def probe(project: str, venv_name: str) -> dict[str, Any]:
     project = os.path.abspath(project)
     venv_path = os.path.join(project, venv_name)
@@ -313,6 +358,7 @@ def probe(project: str, venv_name: str) -> dict[str, Any]:
             "interpreter_version": interpreter_version,
             "interpreter_error": interpreter_error,
             "stamp": read_stamp(target),
+            "shadowed": shadowed_distributions(target) if target and exists else {},
         },
         "lock_hash": lock_hash(project),
     }
@@ -418,6 +464,118 @@ print(json.dumps(result))
 """
 
 
+# Runs in the new venv: every requirement of the project and of the distributions the venv
+# installed, checked against the copy `import` would load (the venv's, else the image's).
+# packaging comes from the image (NGC ships it; pip vendors it everywhere).
+_REQUIREMENTS_CODE = r"""
+import json, os, re, sys
+from importlib import metadata
+try:
+    from packaging.requirements import Requirement
+    from packaging.version import InvalidVersion, Version
+except ImportError:
+    from pip._vendor.packaging.requirements import Requirement
+    from pip._vendor.packaging.version import InvalidVersion, Version
+prefix = os.path.realpath(sys.prefix) + os.sep
+def where(dist):
+    return "venv" if (os.path.realpath(str(dist.locate_file(""))) + os.sep).startswith(prefix) else "image"
+def applies(req, extra):
+    if req.marker is None:
+        return extra == ""
+    return req.marker.evaluate({"extra": extra}) and (extra == "" or not req.marker.evaluate({"extra": ""}))
+todo = [("the project", text, "") for text in json.loads(sys.argv[1])]
+for dist in metadata.distributions():
+    if where(dist) == "venv":
+        todo += [("%s %s" % (dist.metadata["Name"], dist.version), text, "") for text in dist.requires or []]
+result = {"conflicts": [], "missing": []}
+seen = set()
+while todo:
+    who, text, extra = todo.pop(0)
+    if (who, text, extra) in seen:
+        continue
+    seen.add((who, text, extra))
+    try:
+        req = Requirement(text)
+        if not applies(req, extra):
+            continue
+        dist = metadata.distribution(req.name)
+    except metadata.PackageNotFoundError:
+        result["missing"].append({"by": who, "requirement": text})
+        continue
+    except Exception:
+        continue
+    for wanted in sorted(req.extras):
+        todo += [("%s %s" % (dist.metadata["Name"], dist.version), t, wanted) for t in dist.requires or []]
+    try:
+        Version(dist.version)
+    except InvalidVersion:
+        continue
+    if not req.specifier.contains(dist.version, prereleases=True):
+        name = dist.metadata["Name"]
+        result["conflicts"].append(
+            {"by": who, "requirement": str(req), "name": name, "version": dist.version, "from": where(dist)}
+        )
+print(json.dumps(result))
+"""
+
+
+def project_dependencies(project: str) -> list[str]:
+    """[project].dependencies of pyproject.toml ([] when it cannot be read: Python < 3.11 has no tomllib)."""
+    try:
+        import tomllib
+    except ImportError:
+        return []
+    try:
+        with open(os.path.join(project, "pyproject.toml"), "rb") as handle:
+            table = tomllib.load(handle).get("project", {})
+    except (OSError, ValueError):
+        return []
+    deps = table.get("dependencies", []) if isinstance(table, dict) else []
+    return [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
+
+
+def conflict_message(found: dict[str, Any]) -> str | None:
+    """The sentence a build fails with when requirements and installed versions disagree."""
+    conflicts = found.get("conflicts") or []
+    if not conflicts:
+        return None
+    parts = []
+    for item in conflicts[:10]:
+        origin = "the image has" if item.get("from") == "image" else "the venv has"
+        parts.append(f"{item['by']} requires {item['requirement']}, {origin} {item['name']} {item['version']}")
+    more = f" (and {len(conflicts) - 10} more)" if len(conflicts) > 10 else ""
+    names = sorted({canonical(item["name"]) for item in conflicts if item.get("from") == "image"})
+    remedy = (
+        f"allow the venv to install its own {', '.join(names)} (workspace_image_replace_packages), "
+        "or change the pin that requires another version"
+        if names
+        else "change the pins so that they resolve together"
+    )
+    return (
+        "the venv's requirements conflict with installed versions: " + "; ".join(parts) + more + ". Remedy: " + remedy
+    )
+
+
+def check_requirements(new_venv: str, project: str) -> dict[str, Any]:
+    """Conflicts and missing requirements of the new venv over the image (run in the venv)."""
+    proc = subprocess.run(
+        [os.path.join(new_venv, "bin", "python"), "-c", _REQUIREMENTS_CODE, json.dumps(project_dependencies(project))],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=False,
+    )
+    lines = proc.stderr.splitlines()[-LOG_TAIL_LINES:]
+    try:
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise BuilderError("check", f"the requirements check failed (exit {proc.returncode})", lines) from None
+    message = conflict_message(found)
+    if message:
+        raise BuilderError("check", message, lines)
+    return found
+
+
 def _system_has(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -425,7 +583,9 @@ def _system_has(name: str) -> bool:
         return False
 
 
-def verify_venv(new_venv: str, expected_torch: dict[str, Any], verify_imports: list[str]) -> dict[str, Any]:
+def verify_venv(
+    new_venv: str, expected_torch: dict[str, Any], verify_imports: list[str], allow_replace: Iterable[str] = ()
+) -> dict[str, Any]:
     cfg = _pyvenv_cfg(new_venv)
     if cfg.get("include-system-site-packages", "").lower() != "true":
         raise BuilderError("verify", "the new venv does not include the system site-packages (pyvenv.cfg)")
@@ -478,6 +638,17 @@ def verify_venv(new_venv: str, expected_torch: dict[str, Any], verify_imports: l
         raise BuilderError(
             "verify",
             "the new venv shadows the image's " + ", ".join(shadowed) + "; add them to [tool.uv] override-dependencies",
+            lines,
+        )
+    allowed = {canonical(name) for name in allow_replace}
+    found["shadowed"] = shadowed_distributions(new_venv)
+    foreign = {name: v for name, v in found["shadowed"].items() if name not in allowed}
+    if foreign:
+        listed = ", ".join(f"{name} {v['venv']} over the image's {v['image']}" for name, v in foreign.items())
+        raise BuilderError(
+            "verify",
+            f"the new venv shadows the image's distributions: {listed}. Add them to [tool.uv] override-dependencies, "
+            "or allow the replacement (workspace_image_replace_packages)",
             lines,
         )
     failed = {name: res["error"] for name, res in found["imports"].items() if not res["ok"]}
@@ -552,6 +723,7 @@ def build(
     wheels: list[str],
     no_install_packages: list[str],
     verify_imports: list[str],
+    allow_replace: Iterable[str] = (),
 ) -> dict[str, Any]:
     project = os.path.abspath(project)
     # uv runs from the project directory: resolve the caller's relative paths first.
@@ -581,7 +753,9 @@ def build(
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             raise BuilderError("lock", f"another venv build is running in {project}") from exc
-        return _build_locked(project, venv_name, venvs_dir, uv, stamp, wheels, no_install_packages, verify_imports)
+        return _build_locked(
+            project, venv_name, venvs_dir, uv, stamp, wheels, no_install_packages, verify_imports, list(allow_replace)
+        )
 
 
 def _build_locked(
@@ -593,6 +767,7 @@ def _build_locked(
     wheels: list[str],
     no_install_packages: list[str],
     verify_imports: list[str],
+    allow_replace: list[str],
 ) -> dict[str, Any]:
     expected_torch = system_torch()
     stage = "prepare"
@@ -625,8 +800,11 @@ def _build_locked(
                 [uv, "pip", "install", "--python", new_python, "--no-deps", *wheels], stage, env=_uv_env(), cwd=project
             )
             actions.append("installed wheels " + ", ".join(os.path.basename(w) for w in wheels))
+        stage = "check"
+        checked = check_requirements(new_venv, project)
+        actions.append("checked the venv's requirements against the image's versions: no conflict")
         stage = "verify"
-        found = verify_venv(new_venv, expected_torch, verify_imports)
+        found = verify_venv(new_venv, expected_torch, verify_imports, allow_replace)
         actions.append(f"verified torch {found['torch']['version']} from {found['torch']['file']}")
         if verify_imports:
             actions.append("verified imports " + ", ".join(verify_imports))
@@ -660,6 +838,8 @@ def _build_locked(
         "stamp": full_stamp,
         "torch": found["torch"],
         "imports": found["imports"],
+        "shadowed": found["shadowed"],
+        "missing": checked.get("missing") or [],
         "moved_aside": moved_aside,
         "removed": removed,
         "cleanup_errors": cleanup_errors,
@@ -809,6 +989,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p_build.add_argument("--wheel", action="append", default=[])
     p_build.add_argument("--no-install-package", action="append", default=[])
     p_build.add_argument("--verify-import", action="append", default=[])
+    p_build.add_argument("--allow-replace", action="append", default=[])
 
     p_wheel = sub.add_parser("build-wheel", help="build one wheel against this interpreter's torch")
     p_wheel.add_argument("--source", required=True)
@@ -838,6 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.wheel,
                 args.no_install_package,
                 args.verify_import,
+                args.allow_replace,
             )
         else:
             result = build_wheel(args.source, args.out, args.arch_list, args.max_jobs)

@@ -114,6 +114,15 @@ options:
     type: list
     elements: str
     default: []
+  image_replace_allowed:
+    description:
+      - Distributions of the image the venv may install its own copy of (canonical or plain names).
+      - The project's C(pyproject.toml) is expected to block every other one of the image's distributions
+        (C([tool.uv] override-dependencies)); a new venv that still shadows one outside this list fails its
+        verification, and stays out of use.
+    type: list
+    elements: str
+    default: []
   ca_bundle:
     description:
       - CA certificate bundle on the host for HTTPS inside the container (labs behind a TLS-inspecting proxy,
@@ -233,6 +242,20 @@ system_torch:
   returned: always
   type: dict
   sample: {version: 2.9.0a0+145a3a7bda.nv25.10, file: /usr/local/lib/python3.12/dist-packages/torch/__init__.py}
+shadowed:
+  description:
+    - The image's distributions the live venv installs a copy of, name to C(venv) and C(image) versions, read
+      from the venv's metadata after the run (in check mode, of the venv in place).
+  returned: always
+  type: dict
+  sample: {tornado: {venv: 6.5.2, image: 6.4.1}}
+missing:
+  description:
+    - Requirements nothing in the new venv or the image provides (for example C(torchvision) on an image without
+      it, blocked by the overrides). Reported with a warning; the build does not fail for them.
+  returned: when a venv was built
+  type: list
+  elements: dict
 actions:
   description: Steps taken, in order.
   returned: always
@@ -242,7 +265,10 @@ actions:
 stage:
   description:
     - On failure, the stage that failed.
-    - One of C(prepare), C(lock), C(venv), C(sync), C(wheels), C(verify), C(stamp), C(swap), C(internal), C(docker run).
+    - One of C(prepare), C(lock), C(venv), C(sync), C(wheels), C(check), C(verify), C(stamp), C(swap), C(internal),
+      C(docker run).
+    - C(check) is the comparison of every requirement of the project and of the venv's distributions with the
+      version C(import) loads (the venv's, else the image's); its message names both packages and the remedy.
   returned: failed
   type: str
   sample: sync
@@ -262,6 +288,7 @@ from ansible_collections.sparkfleet.spark.plugins.module_utils import _userspace
 from ansible_collections.sparkfleet.spark.plugins.module_utils._container_venv import (
     build_args,
     builder_source,
+    checked_shadowed,
     desired_stamp,
     docker_run_argv,
     parse_result,
@@ -461,6 +488,7 @@ class ContainerVenvManager:
             "venv_target": None,
             "system_torch": None,
             "stamp": after,
+            "shadowed": {},
             "actions": [f"would {action} venv {self.venv_name}: " + "; ".join(reasons)],
         }
         if self.module._diff:
@@ -498,6 +526,7 @@ class ContainerVenvManager:
             "venv_target": self.build_dir(),
             "system_torch": probe.get("system_torch"),
             "stamp": venv.get("stamp"),
+            "shadowed": checked_shadowed(venv.get("shadowed")),
             "actions": [],
         }
         if self.module._diff:
@@ -521,6 +550,7 @@ class ContainerVenvManager:
             wheels=p["wheels"],
             no_install_packages=p["no_install_packages"],
             verify_imports=p["verify_imports"],
+            allow_replace=p["image_replace_allowed"],
         )
         result, rc, _out, err = self.run_builder(args, True)
         if result is None or rc != 0 or result.get("failed"):
@@ -541,6 +571,17 @@ class ContainerVenvManager:
             )
         for problem in result.get("cleanup_errors") or []:
             self.module.warn(f"could not remove a superseded venv: {problem}")
+        missing = [
+            {"by": str(item.get("by", "?"))[:200], "requirement": str(item.get("requirement", "?"))[:200]}
+            for item in (result.get("missing") or [])[:50]
+            if isinstance(item, dict)
+        ]
+        for item in missing:
+            self.module.warn(
+                f"{item['by']} requires {item['requirement']}, which neither the venv nor the image provides "
+                "(blocked by override-dependencies, absent from the image)"
+            )
+        results.update(shadowed=checked_shadowed(result.get("shadowed")), missing=missing)
         # The build ran the project's own build steps as its user: its report is read back
         # from the host instead (the link and the checked stamp).
         results.update(stamp=self.host_stamp(), venv_target=self.build_dir(), actions=result.get("actions", []))
@@ -567,6 +608,7 @@ def main() -> None:
             wheels=dict(type="list", elements="path", default=[]),
             no_install_packages=dict(type="list", elements="str", default=[]),
             verify_imports=dict(type="list", elements="str", default=[]),
+            image_replace_allowed=dict(type="list", elements="str", default=[]),
             ca_bundle=dict(type="path"),
             proxy_env=dict(type="dict", default={}, no_log=False),
             network=dict(type="str"),

@@ -292,3 +292,120 @@ def test_build_args() -> None:
 )
 def test_parse_result(stdout: str, expected: dict | None) -> None:
     assert cv.parse_result(stdout) == expected
+
+
+@pytest.mark.parametrize(
+    ("allow_replace", "expected"),
+    [
+        ((), []),
+        (["jupyter-server"], ["jupyter-server"]),
+        (["Jupyter_Server", "tornado"], ["Jupyter_Server", "tornado"]),  # passed as given; the builder canonicalizes
+    ],
+)
+def test_build_args_allow_replace(allow_replace: list[str], expected: list[str]) -> None:
+    args = cv.build_args("/p", ".venv", {"image_id": "sha256:aaa"}, verify_imports=["x"], allow_replace=allow_replace)
+    assert _pairs(args, "--allow-replace") == expected
+    assert _pairs(args, "--verify-import") == ["x"]
+    if expected:
+        assert args[-2 * len(expected) :] == [part for name in expected for part in ("--allow-replace", name)]
+
+
+def test_build_args_without_allow_replace() -> None:
+    assert "--allow-replace" not in cv.build_args("/p", ".venv", {"image_id": "sha256:aaa"})
+
+
+GOOD = {"venv": "6.5.2", "image": "6.4.1"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param({}, {}, id="empty"),
+        pytest.param(None, {}, id="none"),
+        pytest.param(["tornado"], {}, id="a-list"),
+        pytest.param("tornado", {}, id="a-string"),
+        pytest.param(
+            {
+                "tornado": GOOD,
+                "jupyter-server": {"venv": "2.4.0", "image": "2.3.2"},
+                "numpy": {"venv": "2.1.0", "image": "1.26.4"},
+            },
+            {
+                "jupyter-server": {"venv": "2.4.0", "image": "2.3.2"},
+                "numpy": {"venv": "2.1.0", "image": "1.26.4"},
+                "tornado": GOOD,
+            },
+            id="kept-sorted",
+        ),
+        pytest.param(
+            {
+                "torch": {"venv": "2.9.0", "image": "2.9.0a0+145a3a7.nv25.10"},
+                "a": {"venv": "1!2.0.post1", "image": "0_1"},
+            },
+            {
+                "a": {"venv": "1!2.0.post1", "image": "0_1"},
+                "torch": {"venv": "2.9.0", "image": "2.9.0a0+145a3a7.nv25.10"},
+            },
+            id="version-shapes",
+        ),
+        pytest.param(
+            {"tornado": {**GOOD, "path": "/home/x", "extra": 1}},
+            {"tornado": GOOD},
+            id="extra-keys-dropped",
+        ),
+        pytest.param(
+            {
+                "Tornado": GOOD,  # not canonical
+                "jupyter_server": GOOD,
+                "zope.interface": GOOD,
+                "-tornado": GOOD,
+                "tornado-": GOOD,
+                "": GOOD,
+                "a b": GOOD,
+                "x;rm": GOOD,
+                1: GOOD,
+                "ok": GOOD,
+            },
+            {"ok": GOOD},
+            id="names",
+        ),
+        pytest.param(
+            {
+                "a": {"venv": "1.0"},
+                "b": {"image": "1.0"},
+                "c": {"venv": 1, "image": "1.0"},
+                "d": {"venv": "1.0", "image": None},
+                "e": {"venv": "1.0 beta", "image": "1.0"},
+                "f": {"venv": "", "image": "1.0"},
+                "g": {"venv": "1" * 129, "image": "1.0"},
+                "h": {"venv": ".1", "image": "1.0"},
+                "i": "6.5.2",
+                "j": ["6.5.2", "6.4.1"],
+                "k": None,
+                "ok": GOOD,
+            },
+            {"ok": GOOD},
+            id="versions-and-shapes",
+        ),
+    ],
+)
+def test_checked_shadowed(value: Any, expected: dict[str, dict[str, str]]) -> None:
+    checked = cv.checked_shadowed(value)
+    assert checked == expected and list(checked) == sorted(checked)
+
+
+def test_checked_shadowed_reads_at_most_limit_entries() -> None:
+    value = {f"d{i:04d}": GOOD for i in range(2500)}
+    assert len(cv.checked_shadowed(value)) == 2000
+    assert list(cv.checked_shadowed(value, limit=3)) == ["d0000", "d0001", "d0002"]
+    # The limit counts entries read, dropped ones too.
+    assert cv.checked_shadowed({"Bad": GOOD, "b": GOOD, "c": GOOD}, limit=2) == {"b": GOOD}
+    assert cv.checked_shadowed(value, limit=0) == {}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"numpy\n": GOOD}, {"numpy": {"venv": "1.0\n", "image": "1.0"}}],
+)
+def test_checked_shadowed_refuses_a_trailing_newline(value: dict) -> None:
+    assert cv.checked_shadowed(value) == {}

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ansible_collections.sparkfleet.spark.plugins.module_utils import _venv_builder as vb
@@ -531,3 +532,354 @@ def test_clone_git_source_refuses_what_git_would_read_as_an_option(tmp_path: Pat
         vb.clone_git_source(url, ref, str(tmp_path / "clone"), delay=0)
     assert failure.value.stage == "arguments" and "may not start with '-'" in failure.value.msg
     assert not (tmp_path / "clone").exists()
+
+
+# --- the image's distributions: what the venv shadows, what its requirements say ------------
+
+
+def dist_info(site: Path, name: str, version: str, *requires: str, metadata_name: str | None = "") -> Path:
+    """A NAME-VERSION.dist-info with a METADATA file; metadata_name None leaves Name: out."""
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    lines = ["Metadata-Version: 2.1"]
+    if metadata_name is not None:
+        lines.append(f"Name: {metadata_name or name}")
+    lines.append(f"Version: {version}")
+    lines += [f"Requires-Dist: {req}" for req in requires]
+    (info / "METADATA").write_text("\n".join(lines) + "\n")
+    return info
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Jupyter_Server", "jupyter-server"),
+        ("jupyter-server", "jupyter-server"),
+        ("zope.interface", "zope-interface"),
+        ("A__B--C..d", "a-b-c-d"),
+        ("torch", "torch"),
+    ],
+)
+def test_canonical(name: str, expected: str) -> None:
+    assert vb.canonical(name) == expected
+
+
+def test_distributions_of_a_path(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    dist_info(site, "Jupyter_Server", "2.4.0")
+    dist_info(site, "numpy", "2.1.0")
+    dist_info(site, "nameless", "1.0", metadata_name=None)
+    later = tmp_path / "later"
+    dist_info(later, "NumPy", "1.26.4")  # a second copy further down the path
+    dist_info(later, "tornado", "6.4.1")
+    assert vb._distributions([str(site), str(later)]) == {
+        "jupyter-server": "2.4.0",
+        "numpy": "2.1.0",
+        "tornado": "6.4.1",
+    }
+    assert vb._distributions([]) == {}
+    assert vb._distributions([str(tmp_path / "missing")]) == {}
+
+
+def test_venv_site_packages(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    for name in ("python3.11", "python3.12", "python2.7", "python3.11x", "python3"):
+        (venv / "lib" / name / "site-packages").mkdir(parents=True)
+    (venv / "lib" / "python3.13").mkdir()  # no site-packages
+    (venv / "lib" / "python3.14").write_text("")  # a file
+    assert vb.venv_site_packages(str(venv)) == [
+        str(venv / "lib" / "python3.11" / "site-packages"),
+        str(venv / "lib" / "python3.12" / "site-packages"),
+    ]
+    assert vb.venv_site_packages(str(tmp_path / "missing")) == []
+    (tmp_path / "no-lib").mkdir()
+    assert vb.venv_site_packages(str(tmp_path / "no-lib")) == []
+
+
+IMAGE_DISTS = {"jupyter-server": "2.3.2", "numpy": "1.26.4", "torch": "2.9.0a0+145a3a7.nv25.10", "tornado": "6.4.1"}
+
+
+@pytest.mark.parametrize(
+    ("installed", "expected"),
+    [
+        pytest.param([], {}, id="empty-venv"),
+        pytest.param([("requests", "2.32.0"), ("pandas", "2.2.0")], {}, id="nothing-of-the-image"),
+        pytest.param(
+            [("tornado", "6.5.2"), ("Jupyter_Server", "2.4.0"), ("requests", "2.32.0"), ("NumPy", "2.1.0")],
+            {
+                "jupyter-server": {"venv": "2.4.0", "image": "2.3.2"},
+                "numpy": {"venv": "2.1.0", "image": "1.26.4"},
+                "tornado": {"venv": "6.5.2", "image": "6.4.1"},
+            },
+            id="shadowed-canonical-sorted",
+        ),
+        pytest.param(
+            [("numpy", "1.26.4")], {"numpy": {"venv": "1.26.4", "image": "1.26.4"}}, id="same-version-still-shadows"
+        ),
+    ],
+)
+def test_shadowed_distributions(
+    tmp_path: Path, installed: list[tuple[str, str]], expected: dict[str, dict[str, str]]
+) -> None:
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    for name, version in installed:
+        dist_info(site, name, version)
+    found = vb.shadowed_distributions(str(tmp_path / "venv"), dict(IMAGE_DISTS))
+    assert found == expected and list(found) == sorted(found)
+
+
+def test_shadowed_distributions_of_no_venv(tmp_path: Path) -> None:
+    assert vb.shadowed_distributions(str(tmp_path / "missing"), dict(IMAGE_DISTS)) == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            '[project]\nname = "p"\ndependencies = ["numpy>=1.26", "torch", "jupyterlab; python_version >= \'3.9\'"]\n',
+            ["numpy>=1.26", "torch", "jupyterlab; python_version >= '3.9'"],
+            id="dependencies",
+        ),
+        pytest.param('[project]\nname = "p"\ndependencies = []\n', [], id="none"),
+        pytest.param('[project]\nname = "p"\n', [], id="no-dependencies-key"),
+        pytest.param('[tool.uv]\noverride-dependencies = ["numpy"]\n', [], id="no-project-table"),
+        pytest.param('[project]\ndependencies = "numpy"\n', [], id="not-a-list"),
+        pytest.param('[project]\ndependencies = ["numpy", 1, {a = 1}, "torch"]\n', ["numpy", "torch"], id="mixed"),
+        pytest.param("[project\ndependencies = [", [], id="invalid-toml"),
+        pytest.param("", [], id="empty"),
+    ],
+)
+def test_project_dependencies(tmp_path: Path, text: str, expected: list[str]) -> None:
+    (tmp_path / "pyproject.toml").write_text(text)
+    assert vb.project_dependencies(str(tmp_path)) == expected
+
+
+def test_project_dependencies_of_an_unreadable_pyproject(tmp_path: Path) -> None:
+    assert vb.project_dependencies(str(tmp_path)) == []  # no file
+    assert vb.project_dependencies(str(tmp_path / "missing")) == []
+    (tmp_path / "pyproject.toml").write_bytes(b'[project]\ndependencies = ["\xff"]\n')  # not UTF-8
+    assert vb.project_dependencies(str(tmp_path)) == []
+    (tmp_path / "pyproject.toml").unlink()
+    (tmp_path / "pyproject.toml").mkdir()
+    assert vb.project_dependencies(str(tmp_path)) == []
+
+
+def test_project_dependencies_of_a_project_that_is_not_a_table(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('project = "x"\n')
+    assert vb.project_dependencies(str(tmp_path)) == []
+
+
+def conflict(by: str, requirement: str, name: str, version: str, origin: str) -> dict[str, str]:
+    return {"by": by, "requirement": requirement, "name": name, "version": version, "from": origin}
+
+
+@pytest.mark.parametrize(
+    "found",
+    [{}, {"conflicts": []}, {"conflicts": None, "missing": [{"by": "the project", "requirement": "x"}]}],
+)
+def test_conflict_message_without_conflicts(found: dict[str, Any]) -> None:
+    assert vb.conflict_message(found) is None
+
+
+@pytest.mark.parametrize(
+    ("conflicts", "expected"),
+    [
+        pytest.param(
+            [conflict("X 1.0", "numpy>=2", "numpy", "1.26.4", "image")],
+            "the venv's requirements conflict with installed versions: X 1.0 requires numpy>=2, the image has "
+            "numpy 1.26.4. Remedy: allow the venv to install its own numpy (workspace_image_replace_packages), "
+            "or change the pin that requires another version",
+            id="image",
+        ),
+        pytest.param(
+            [
+                conflict("the project", "jupyter-server>=2.5", "Jupyter_Server", "2.3.2", "image"),
+                conflict("X 1.0", "numpy>=2", "NumPy", "1.26.4", "image"),
+                conflict("Y 2.0", "numpy<3,>=2.1", "numpy", "1.26.4", "image"),
+                conflict("Z 3.0", "requests>=3", "requests", "2.32.0", "venv"),
+            ],
+            "the venv's requirements conflict with installed versions: the project requires jupyter-server>=2.5, "
+            "the image has Jupyter_Server 2.3.2; X 1.0 requires numpy>=2, the image has NumPy 1.26.4; "
+            "Y 2.0 requires numpy<3,>=2.1, the image has numpy 1.26.4; Z 3.0 requires requests>=3, the venv has "
+            "requests 2.32.0. Remedy: allow the venv to install its own jupyter-server, numpy "
+            "(workspace_image_replace_packages), or change the pin that requires another version",
+            id="image-names-canonical-unique-venv-left-out",
+        ),
+        pytest.param(
+            [conflict("Z 3.0", "requests>=3", "requests", "2.32.0", "venv")],
+            "the venv's requirements conflict with installed versions: Z 3.0 requires requests>=3, the venv has "
+            "requests 2.32.0. Remedy: change the pins so that they resolve together",
+            id="venv-only",
+        ),
+    ],
+)
+def test_conflict_message(conflicts: list[dict[str, str]], expected: str) -> None:
+    assert vb.conflict_message({"conflicts": conflicts, "missing": []}) == expected
+
+
+def test_conflict_message_names_ten_and_counts_the_rest() -> None:
+    conflicts = [conflict(f"P{i} 1.0", f"dep{i}>=2", f"Dep_{i}", "1.0", "image") for i in range(13)]
+    message = vb.conflict_message({"conflicts": conflicts})
+    assert message is not None
+    assert "P9 1.0 requires dep9>=2, the image has Dep_9 1.0 (and 3 more). Remedy: " in message
+    assert "P10 1.0" not in message and message.count(", the image has ") == 10
+    # The remedy names every replaceable distribution, the ones past the tenth too.
+    assert "dep-12" in message and "dep-0, dep-1, dep-10, dep-11, dep-12, dep-2" in message
+
+
+# --- check_requirements in a real venv over this interpreter's site-packages (the "image") -----
+
+
+def _packaging_version(python: str) -> str | None:
+    """The version of packaging the check will use from the image, or None when it cannot import one."""
+    code = (
+        "import importlib.metadata as m\n"
+        "try:\n    import packaging.requirements\nexcept ImportError:\n    import pip._vendor.packaging.requirements\n"
+        "print(m.version('packaging'))"
+    )
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+class CheckVenv:
+    """A venv made by the stdlib over the interpreter's system site-packages, and its site-packages."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "venv"
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(self.path)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        self.python = str(self.path / "bin" / "python")
+        purelib = subprocess.run(
+            [self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout.strip()
+        self.site = Path(purelib)
+        self.project = root / "project"
+        self.project.mkdir()
+
+    def install(self, name: str, version: str, *requires: str) -> None:
+        dist_info(self.site, name, version, *requires)
+
+    def pyproject(self, *dependencies: str) -> None:
+        deps = ", ".join(json.dumps(dep) for dep in dependencies)
+        (self.project / "pyproject.toml").write_text(f'[project]\nname = "p"\ndependencies = [{deps}]\n')
+
+    def check(self) -> dict[str, Any]:
+        return vb.check_requirements(str(self.path), str(self.project))
+
+
+@pytest.fixture
+def check_venv(tmp_path: Path) -> tuple[CheckVenv, str]:
+    """The venv and the image's packaging version (packaging stands for an image distribution)."""
+    venv = CheckVenv(tmp_path)
+    image_packaging = _packaging_version(venv.python)
+    if image_packaging is None:
+        pytest.skip("the interpreter's site-packages have neither packaging nor pip's vendored copy")
+    return venv, image_packaging
+
+
+def test_check_requirements_of_a_clean_venv(check_venv: tuple[CheckVenv, str]) -> None:
+    venv, packaging = check_venv
+    venv.install("plain", "1.0", "packaging", f"packaging=={packaging}", "not a requirement !!!")
+    venv.pyproject("packaging>=1")
+    assert venv.check() == {"conflicts": [], "missing": []}
+
+
+def test_check_requirements_conflict_with_the_image(check_venv: tuple[CheckVenv, str]) -> None:
+    venv, packaging = check_venv
+    venv.install("needs_new_packaging", "1.0", "packaging>=999")
+    with pytest.raises(vb.BuilderError) as failure:
+        venv.check()
+    assert failure.value.stage == "check"
+    msg = failure.value.msg
+    assert f"needs_new_packaging 1.0 requires packaging>=999, the image has packaging {packaging}" in msg, msg
+    assert "allow the venv to install its own packaging (workspace_image_replace_packages)" in msg
+
+
+def test_check_requirements_of_the_project(check_venv: tuple[CheckVenv, str]) -> None:
+    venv, packaging = check_venv
+    venv.pyproject("packaging>=999", "packaging<1; python_version < '3'")
+    with pytest.raises(vb.BuilderError) as failure:
+        venv.check()
+    assert failure.value.stage == "check"
+    assert f"the project requires packaging>=999, the image has packaging {packaging}" in failure.value.msg
+    assert failure.value.msg.count(", the image has ") == 1  # the false marker's pin is not checked
+
+
+def test_check_requirements_reports_missing_without_failing(check_venv: tuple[CheckVenv, str]) -> None:
+    venv, _ = check_venv
+    venv.install("wants_ghost", "1.0", "sparkfleet-no-such-dist-xyz>=1")
+    venv.pyproject("sparkfleet-other-ghost")
+    found = venv.check()
+    assert found["conflicts"] == []
+    assert sorted(found["missing"], key=lambda item: item["by"]) == [
+        {"by": "the project", "requirement": "sparkfleet-other-ghost"},
+        {"by": "wants_ghost 1.0", "requirement": "sparkfleet-no-such-dist-xyz>=1"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "requirement",
+    [
+        "packaging>=999; python_version < '3'",
+        "packaging>=999; sys_platform == 'nonexistent-os'",
+        'packaging>=999; extra == "never-asked"',
+        "sparkfleet-no-such-dist-xyz; python_version < '3'",
+    ],
+)
+def test_check_requirements_ignores_a_false_marker(check_venv: tuple[CheckVenv, str], requirement: str) -> None:
+    venv, _ = check_venv
+    venv.install("marked", "1.0", requirement)
+    assert venv.check() == {"conflicts": [], "missing": []}
+
+
+def test_check_requirements_follows_extras(check_venv: tuple[CheckVenv, str]) -> None:
+    venv, packaging = check_venv
+    venv.install("otherpkg", "1.0", 'packaging>=999; extra == "extra1"', "sparkfleet-ghost-dep; extra == 'extra2'")
+    venv.install("wants_plain", "1.0", "otherpkg")
+    assert venv.check() == {"conflicts": [], "missing": []}  # nobody asks for extra1
+    venv.install("wants_extra", "1.0", "otherpkg[extra1]")
+    with pytest.raises(vb.BuilderError) as failure:
+        venv.check()
+    assert failure.value.stage == "check"
+    assert f'otherpkg 1.0 requires packaging>=999; extra == "extra1", the image has packaging {packaging}' in (
+        failure.value.msg
+    ), failure.value.msg
+
+
+def test_check_requirements_conflict_inside_the_venv(check_venv: tuple[CheckVenv, str]) -> None:
+    venv, _ = check_venv
+    venv.install("needs_b", "1.0", "b-dist>=2")
+    venv.install("b_dist", "1.0")
+    with pytest.raises(vb.BuilderError) as failure:
+        venv.check()
+    assert "needs_b 1.0 requires b-dist>=2, the venv has b_dist 1.0" in failure.value.msg
+    assert failure.value.msg.endswith("Remedy: change the pins so that they resolve together")
+
+
+def test_check_requirements_allows_prereleases_and_skips_invalid_versions(check_venv: tuple[CheckVenv, str]) -> None:
+    venv, _ = check_venv
+    venv.install("fake_torch", "2.9.0a0+145a3a7.nv25.10")
+    venv.install("odd", "not.a.version-")
+    venv.install("user", "1.0", "fake-torch>=2.8", "odd>=1")
+    assert venv.check() == {"conflicts": [], "missing": []}
+
+
+def test_check_requirements_when_the_check_itself_fails(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("#!/bin/sh\necho 'boom: no interpreter' >&2\nexit 3\n")
+    (venv / "bin" / "python").chmod(0o755)
+    with pytest.raises(vb.BuilderError) as failure:
+        vb.check_requirements(str(venv), str(tmp_path))
+    assert failure.value.stage == "check"
+    assert failure.value.msg == "the requirements check failed (exit 3)"
+    assert failure.value.log_tail == ["boom: no interpreter"]

@@ -1,10 +1,12 @@
 """The real builder script, in the NGC PyTorch stand-in image, with a real uv and PyPI.
 
 Skipped when docker, the image, uv or PyPI (through the host's CA bundle) is not available.
-One lifecycle: create → the venv's torch is the image's → current (plan none) → broken
-interpreter (plan repair) → repaired → an unresolvable dependency fails the build and the
-old venv still works. Then the module itself, through ansible, for check mode, a real run
-and an idempotent re-run. Takes about 30 s with a warm Docker.
+One lifecycle: create (six, which the image also ships, allowed to be replaced) → the venv's
+torch is the image's → current (plan none) → broken interpreter (plan repair) → repaired → an
+unresolvable dependency fails the build and the old venv still works → a pin the image's copy
+does not meet fails the requirements check → a copy the venv may not shadow fails the
+verification. Then the module itself, through ansible, for check mode, a real run and an
+idempotent re-run. Takes about 40 s with a warm Docker.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ dependencies = [{deps}]
 override-dependencies = [
     "torch; python_version < '0'",
     "triton; python_version < '0'",
-    "torchvision; python_version < '0'",
+    "torchvision; python_version < '0'",{never}
 ]
 """
 
@@ -94,8 +96,9 @@ class Bed:
         self.user = f"{os.getuid()}:{os.getgid()}"
         self.write_pyproject(['"six"'])
 
-    def write_pyproject(self, deps: list[str]) -> None:
-        (self.project / "pyproject.toml").write_text(PYPROJECT.format(deps=", ".join(deps)))
+    def write_pyproject(self, deps: list[str], never: tuple[str, ...] = ()) -> None:
+        blocked = "".join(f"\n    \"{name}; python_version < '0'\"," for name in never)
+        (self.project / "pyproject.toml").write_text(PYPROJECT.format(deps=", ".join(deps), never=blocked))
 
     def docker(self, args: list[str], build: bool = False) -> tuple[int, dict[str, Any] | None, str]:
         argv = cv.docker_run_argv(
@@ -121,9 +124,10 @@ class Bed:
         probe = self.probe()
         return cv.plan(cv.desired_stamp(str(IMAGE_ID), None, [], probe), probe)
 
-    def build(self) -> tuple[int, dict[str, Any], str]:
+    def build(self, allow_replace: tuple[str, ...] = ("six",)) -> tuple[int, dict[str, Any], str]:
         stamp: dict[str, Any] = {"image_id": IMAGE_ID, "repo_digest": None, "wheels": []}
-        rc, result, err = self.docker(cv.build_args(str(self.project), ".venv", stamp, verify_imports=["six"]), True)
+        args = cv.build_args(str(self.project), ".venv", stamp, verify_imports=["six"], allow_replace=allow_replace)
+        rc, result, err = self.docker(args, True)
         assert result is not None, err
         return rc, result, err
 
@@ -143,6 +147,33 @@ class Bed:
         return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+def _image_six() -> str | None:
+    if IMAGE_ID is None:
+        return None
+    proc = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--pull=never",
+            "--network",
+            "none",
+            "--entrypoint",
+            "python3",
+            IMAGE,
+            "-c",
+            "import importlib.metadata as m; print(m.version('six'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+IMAGE_SIX = _image_six()
+
+
 WHICH_TORCH = (
     "import json, torch, six; "
     "print(json.dumps({'torch': torch.__version__, 'torch_file': torch.__file__, 'six': six.__file__}))"
@@ -150,6 +181,8 @@ WHICH_TORCH = (
 
 
 def test_lifecycle_in_the_image(tmp_path: Path, online: None) -> None:
+    if IMAGE_SIX is None:
+        pytest.skip(f"the image {IMAGE} does not ship six")
     bed = Bed(tmp_path)
     assert bed.plan()["action"] == "create"
 
@@ -159,6 +192,9 @@ def test_lifecycle_in_the_image(tmp_path: Path, online: None) -> None:
     assert os.readlink(bed.project / ".venv") == os.path.join(".venvs", target.name)
     assert first["stamp"]["torch"]["version"] == IMAGE_TORCH
     assert (bed.project / "uv.lock").exists()
+    # The image ships six too: the venv's copy is reported, allowed.
+    assert set(first["shadowed"]) == {"six"} and first["shadowed"]["six"]["image"] == IMAGE_SIX, first
+    assert bed.probe()["venv"]["shadowed"] == first["shadowed"]
 
     seen = bed.venv_python(WHICH_TORCH)
     assert seen["torch"] == IMAGE_TORCH
@@ -188,6 +224,26 @@ def test_lifecycle_in_the_image(tmp_path: Path, online: None) -> None:
     assert sorted(n for n in os.listdir(bed.project / ".venvs") if n.startswith("venv-")) == [second["venv"]["id"]]
     assert bed.venv_python(WHICH_TORCH)["torch"] == IMAGE_TORCH
 
+    # six blocked (the image's copy is used) while the project pins another version: the
+    # check names the pin, the image's version and the remedy; the old venv stays live.
+    other = "1.16.0" if IMAGE_SIX != "1.16.0" else "1.15.0"
+    bed.write_pyproject([f'"six=={other}"'], never=("six",))
+    rc, conflict, _err = bed.build()
+    assert rc == 1 and conflict["stage"] == "check", conflict
+    assert f"the project requires six=={other}, the image has six {IMAGE_SIX}" in conflict["msg"], conflict
+    assert "workspace_image_replace_packages" in conflict["msg"]
+    assert os.readlink(bed.project / ".venv") == os.path.join(".venvs", second["venv"]["id"])
+
+    # six neither blocked nor allowed: the new venv's own copy shadows the image's.
+    bed.write_pyproject(['"six"'])
+    rc, shadowing, _err = bed.build(allow_replace=())
+    assert rc == 1 and shadowing["stage"] == "verify", shadowing
+    assert "shadows the image's distributions: six " in shadowing["msg"], shadowing
+    assert (
+        f"over the image's {IMAGE_SIX}" in shadowing["msg"] and "workspace_image_replace_packages" in shadowing["msg"]
+    )
+    assert os.readlink(bed.project / ".venv") == os.path.join(".venvs", second["venv"]["id"])
+
 
 @pytest.mark.skipif(shutil.which("ansible") is None, reason="no ansible CLI")
 def test_module_through_ansible(tmp_path: Path, online: None) -> None:
@@ -206,6 +262,7 @@ def test_module_through_ansible(tmp_path: Path, online: None) -> None:
         "uv_binary": UV,
         "uv_cache_dir": str(bed.cache),
         "verify_imports": ["six"],
+        "image_replace_allowed": ["six"],
     }
     if os.path.exists(CA_BUNDLE):
         args["ca_bundle"] = CA_BUNDLE
@@ -249,6 +306,7 @@ def test_module_through_ansible(tmp_path: Path, online: None) -> None:
     assert not (bed.project / ".venv").exists()
     made = module()
     assert made["changed"] is True and made["stamp"]["image_id"] == IMAGE_ID, made
+    assert list(made["shadowed"]) == ["six"], made
     again = module("--check")
     assert again["changed"] is False and again["action"] == "none", again
     assert module()["changed"] is False
