@@ -47,7 +47,6 @@ SSH_DIR = STATE / "ssh"
 SSH_KEY = SSH_DIR / "id_ed25519"
 SSH_USER = "admin"
 NGC_LOCAL = "sparkfleet-testbed/ngc-pytorch"
-NGC_RELEASES = ("25.10", "25.11")
 NGC_REPOSITORY = "nvidia/pytorch"
 REGISTRY_NAME = "sparkfleet-registry"
 REGISTRY_PORT = 5000
@@ -56,9 +55,54 @@ XFORMERS_TAG = "v0.0.33"
 UV_VERSION = "0.13.9"
 SPARK_CA_BUNDLE = "/etc/ssl/sparkfleet-testbed-ca.pem"
 NGC_USER = "$oauthtoken"
-# The system packages of the NGC stand-in: a real CPU torch (a wheel this kind of machine
-# keeps on disk), numpy, and JupyterLab as NGC images ship it.
-PIP_SPEC = os.environ.get("SPARKFLEET_TESTBED_PIP_SPEC", "torch==2.13.0 numpy jupyterlab ipykernel")
+# The system packages of each NGC stand-in release: a real CPU torch (a wheel this kind of
+# machine keeps on disk; ngc_release.py suffixes its version) and an NGC-like slice of the
+# image's Python distributions, each named package pinned and none at PyPI's newest, so that a
+# venv that shadows one of them shows. 25.10 keeps the JupyterLab 2.3.2 that NGC's release
+# notes list, on the classic Notebook 6 server (no Jupyter Server: no --ServerApp.* options);
+# 25.11 has a JupyterLab 4 on Jupyter Server 2. Why these versions: README, "NGC stand-in".
+# Changing a spec downloads the wheels again and rebuilds the images.
+NGC_PIP_SPECS: dict[str, tuple[str, ...]] = {
+    "25.10": (
+        "torch==2.13.0",
+        "numpy==1.26.4",
+        "pandas==2.2.3",
+        "pillow==11.2.1",
+        "protobuf==4.24.4",
+        "jupyterlab==2.3.2",
+        "jupyterlab_server==1.2.0",
+        "notebook==6.4.13",
+        "jupyter_client==7.4.9",
+        "jupyter_core==5.7.2",
+        "tornado==6.4.2",
+        "pyzmq==26.2.1",
+        "ipykernel==6.29.5",
+        "ipython==8.18.1",
+        "traitlets==5.9.0",
+        "nbconvert==7.16.4",
+        "nbformat==5.10.4",
+    ),
+    "25.11": (
+        "torch==2.13.0",
+        "numpy==2.2.6",
+        "pandas==2.3.1",
+        "pillow==11.3.0",
+        "protobuf==5.29.5",
+        "jupyterlab==4.4.9",
+        "jupyterlab_server==2.27.3",
+        "jupyter_server==2.17.0",
+        "jupyter_client==8.6.3",
+        "jupyter_core==5.8.1",
+        "tornado==6.5.2",
+        "pyzmq==27.0.2",
+        "ipykernel==6.30.1",
+        "ipython==9.5.0",
+        "traitlets==5.14.3",
+        "nbconvert==7.16.6",
+        "nbformat==5.10.4",
+    ),
+}
+NGC_RELEASES = tuple(NGC_PIP_SPECS)
 DEBOOTSTRAP_INCLUDE = "systemd,systemd-sysv,python3,dbus,sudo"
 # The simulated Spark's Docker engine. DGX OS ships docker-ce 28 and the docker role validates
 # daemon.json with `dockerd --validate` (Docker >= 23), which Debian 12's docker.io 20.10 lacks.
@@ -434,16 +478,23 @@ def pip_download(dest: Path, options: list[str], specs: list[str]) -> None:
 
 
 def ensure_wheels(context: Path) -> None:
-    """Download the stand-in's system packages on the host, where pip's CA setup works."""
+    """Download the stand-in's system packages on the host, where pip's CA setup works.
+
+    One directory holds the union of the releases' wheels: each release's spec is resolved on
+    its own (they pin different versions of the same packages) and the image build's
+    `--no-index --find-links` picks that release's set from it.
+    """
     wheels = context / "wheels"
     marker = wheels / ".spec"
-    if marker.is_file() and marker.read_text() == PIP_SPEC:
+    wanted = json.dumps(NGC_PIP_SPECS, indent=2, sort_keys=True) + "\n"
+    if marker.is_file() and marker.read_text() == wanted:
         return
-    log(f"downloading wheels for the NGC stand-in: {PIP_SPEC}")
     shutil.rmtree(wheels, ignore_errors=True)
     wheels.mkdir(parents=True)
-    pip_download(wheels, ["--python-version", "3.11", "--implementation", "cp"], PIP_SPEC.split())
-    marker.write_text(PIP_SPEC)
+    for release, spec in NGC_PIP_SPECS.items():
+        log(f"downloading wheels for the NGC stand-in {release}: {' '.join(spec)}")
+        pip_download(wheels, ["--python-version", "3.11", "--implementation", "cp"], list(spec))
+    marker.write_text(wanted)
 
 
 def ensure_ngc_images(base: str) -> dict[str, str]:
@@ -456,7 +507,7 @@ def ensure_ngc_images(base: str) -> dict[str, str]:
     images = {}
     for release in NGC_RELEASES:
         tag = f"{NGC_LOCAL}:{release}-py3"
-        ensure_built(tag, context, base, {"NGC_RELEASE": release, "PIP_SPEC": PIP_SPEC})
+        ensure_built(tag, context, base, {"NGC_RELEASE": release, "PIP_SPEC": " ".join(NGC_PIP_SPECS[release])})
         images[release] = tag
     return images
 
