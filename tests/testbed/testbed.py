@@ -81,6 +81,8 @@ NGC_PIP_SPECS: dict[str, tuple[str, ...]] = {
         "traitlets==5.9.0",
         "nbconvert==7.16.4",
         "nbformat==5.10.4",
+        "fsspec==2025.9.0",
+        "wheel==0.45.1",
     ),
     "25.11": (
         "torch==2.13.0",
@@ -100,6 +102,8 @@ NGC_PIP_SPECS: dict[str, tuple[str, ...]] = {
         "traitlets==5.14.3",
         "nbconvert==7.16.6",
         "nbformat==5.10.4",
+        "fsspec==2025.9.0",
+        "wheel==0.45.1",
     ),
 }
 NGC_RELEASES = tuple(NGC_PIP_SPECS)
