@@ -248,6 +248,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for line in splits:
         print(line, file=ctx.out)
     for row in rows:
+        if row.get("shadowed"):
+            print(f"{row['host']}: the venv shadows the image's {', '.join(row['shadowed'])}", file=ctx.out)
+    for row in rows:
         if row.get("versions_error"):
             print(
                 f"{row['host']}: venv check failed: {' '.join(str(row['versions_error']).split())[-200:]}", file=ctx.out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,27 @@ def venv_freshness(state: Mapping[str, Any], stamp: Mapping[str, Any]) -> str:
     return "fresh"
 
 
+_DIST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,98}[a-z0-9])?$")
+_DIST_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]{0,63}$")
+
+
+def shadowed_lines(value: Any) -> list[str]:
+    """'NAME VENV over IMAGE' per image distribution the venv has its own copy of.
+
+    The venv's interpreter reported them (the user's code): only entries of the exact shape
+    pass, at most 100."""
+    if not isinstance(value, Mapping):
+        return []
+    lines = []
+    for name, versions in sorted(value.items())[:100]:
+        if not (isinstance(name, str) and _DIST_NAME.fullmatch(name) and isinstance(versions, Mapping)):
+            continue
+        venv, image = versions.get("venv"), versions.get("image")
+        if all(isinstance(v, str) and _DIST_VERSION.fullmatch(v) for v in (venv, image)):
+            lines.append(f"{name} {venv} over {image}")
+    return lines
+
+
 def host_row(host: str, raw: Mapping[str, Any] | None) -> dict[str, Any]:
     """One host's status fields (strings, '-' when unknown)."""
     if raw is None:
@@ -82,6 +104,7 @@ def host_row(host: str, raw: Mapping[str, Any] | None) -> dict[str, Any]:
         "venv_problems": altered,
         "torch": versions.get("torch") or versions_note or "-",
         "xformers": versions.get("xformers") or versions_note or "-",
+        "shadowed": shadowed_lines(versions.get("shadowed")),
         "versions_error": raw.get("versions_error") or None if versions_note else None,
         "jupyter": active,
         "jupyter_url": raw.get("jupyter_url") if active == "active" else None,

@@ -42,6 +42,39 @@ def test_status_row_with_versions_and_jupyter():
 
 
 @pytest.mark.parametrize(
+    ("reported", "lines"),
+    [
+        ({"tornado": {"venv": "6.5.2", "image": "6.4.1"}}, ["tornado 6.5.2 over 6.4.1"]),
+        (
+            {"numpy": {"venv": "2.3.5", "image": "1.26.4"}, "jupyterlab": {"venv": "4.6.6", "image": "2.3.2"}},
+            ["jupyterlab 4.6.6 over 2.3.2", "numpy 2.3.5 over 1.26.4"],
+        ),
+        # The venv's interpreter wrote these: anything but the exact shape is dropped.
+        ({"Numpy": {"venv": "2", "image": "1"}}, []),
+        ({"numpy\x1b[31m": {"venv": "2", "image": "1"}}, []),
+        ({"numpy": {"venv": "2 ; rm", "image": "1"}}, []),
+        ({"numpy": {"venv": 2, "image": "1"}}, []),
+        ({"numpy": "2"}, []),
+        (["numpy"], []),
+        (None, []),
+    ],
+)
+def test_shadowed_lines(reported, lines):
+    assert status.shadowed_lines(reported) == lines
+
+
+def test_status_row_reports_shadowed_distributions():
+    raw = {
+        "state": json.dumps({"ngc_image": {"id": "sha256:1"}}),
+        "stamp": json.dumps({"image_id": "sha256:1"}),
+        "versions_rc": 0,
+        "versions": json.dumps({"torch": "2.13", "shadowed": {"tornado": {"venv": "6.5.2", "image": "6.4.1"}}}),
+    }
+    assert status.host_row("s", raw)["shadowed"] == ["tornado 6.5.2 over 6.4.1"]
+    assert status.host_row("s", {**raw, "versions_rc": 1})["shadowed"] == []
+
+
+@pytest.mark.parametrize(
     ("state", "stamp", "expected"),
     [
         ({"ngc_image": {"id": "i1", "repo_digest": "d1"}}, {"image_id": "i1", "repo_digest": "d1"}, "fresh"),
