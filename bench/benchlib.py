@@ -22,6 +22,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+# The collection's shared names (plugins/module_utils/_names.py, standard library only), through
+# the checkout's .collections link, as the unit tests import them.
+if str(REPO / ".collections") not in sys.path:
+    sys.path.insert(0, str(REPO / ".collections"))
+from ansible_collections.sparkfleet.spark.plugins.module_utils import _names  # noqa: E402
+
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 TESTBED_STATE_ENV = "SPARKFLEET_TESTBED_STATE"
 
@@ -81,7 +87,7 @@ def ansible(inventory: str, host: str, module: str, args: str, cwd: Path = REPO)
 def venv_inputs(inventory: str, host: str, project: str, ca_bundle: str, cwd: Path = REPO) -> dict[str, str]:
     """What container_venv needs to rebuild HOST's live venv as the workspace role would."""
     shell = "ansible.builtin.shell"
-    stamp = json.loads(ansible(inventory, host, shell, f"cat {project}/.venv/sparkfleet-stamp.json", cwd)["stdout"])
+    stamp = json.loads(ansible(inventory, host, shell, f"cat {_names.stamp_path(project)}", cwd)["stdout"])
     wheels = ansible(inventory, host, shell, "ls /var/cache/sparkfleet/wheels/*/xformers-*.whl", cwd)["stdout"]
     return {
         "image_id": stamp["image_id"],

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: image_python
 short_description: The Python version and the Python distributions a container image ships
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reports the C(python3) version of a local image and every Python distribution its system interpreter
     sees (name and version, the copy Python would import when a name is installed twice).
@@ -94,6 +94,7 @@ import tempfile
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sparkfleet.spark.plugins.module_utils._names import IMAGE_INFO_DIR
 
 IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 # PEP 508 names; versions are kept to PEP 440's character set (local labels included).
@@ -205,7 +206,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             image_id=dict(type="str", required=True),
-            cache_dir=dict(type="path", default="/var/lib/sparkfleet/images"),
+            cache_dir=dict(type="path", default=IMAGE_INFO_DIR),
             python=dict(type="str", default="python3"),
         ),
         supports_check_mode=True,

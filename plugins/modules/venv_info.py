@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: venv_info
 short_description: Read a project's venv link, stamp and kernelspec as root, without trusting them
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - The project, its C(.venv) link, the venv's C(sparkfleet-stamp.json) and its Jupyter kernelspec belong to the project
     user, who can write anything there. This module reads them for root without following any symbolic link (every
@@ -111,6 +111,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sparkfleet.spark.plugins.module_utils import _userspace
+from ansible_collections.sparkfleet.spark.plugins.module_utils._venv_builder import STAMP_FILE
 
 # The only argv words `ipykernel install` writes besides the interpreter.
 _KERNEL_ARGS = {"-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"}
@@ -186,7 +187,7 @@ def main() -> None:
     stamp: dict[str, Any] = {}
     stamp_ok = False
     if venv["link_ok"]:
-        raw, why = _userspace.read_json(os.path.join(venv["target"], "sparkfleet-stamp.json"), _userspace.STAMP_LIMIT)
+        raw, why = _userspace.read_json(os.path.join(venv["target"], STAMP_FILE), _userspace.STAMP_LIMIT)
         if why:
             problems.append(why)
         elif raw is None:
