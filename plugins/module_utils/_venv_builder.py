@@ -556,10 +556,10 @@ def conflict_message(found: dict[str, Any]) -> str | None:
     )
 
 
-def check_requirements(new_venv: str, project: str) -> dict[str, Any]:
-    """Conflicts and missing requirements of the new venv over the image (run in the venv)."""
+def _run_in_venv(new_venv: str, code: str, args: list[str], stage: str, what: str) -> tuple[dict[str, Any], list[str]]:
+    """(the JSON the code printed last, the tail of its stderr), run by the new venv's python from /."""
     proc = subprocess.run(
-        [os.path.join(new_venv, "bin", "python"), "-c", _REQUIREMENTS_CODE, json.dumps(project_dependencies(project))],
+        [os.path.join(new_venv, "bin", "python"), "-c", code, *args],
         capture_output=True,
         text=True,
         cwd="/",
@@ -569,7 +569,17 @@ def check_requirements(new_venv: str, project: str) -> dict[str, Any]:
     try:
         found = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise BuilderError("check", f"the requirements check failed (exit {proc.returncode})", lines) from None
+        raise BuilderError(stage, f"{what} failed (exit {proc.returncode})", lines) from None
+    if not isinstance(found, dict):
+        raise BuilderError(stage, f"{what} printed no JSON object (exit {proc.returncode})", lines)
+    return found, lines
+
+
+def check_requirements(new_venv: str, project: str) -> dict[str, Any]:
+    """Conflicts and missing requirements of the new venv over the image (run in the venv)."""
+    found, lines = _run_in_venv(
+        new_venv, _REQUIREMENTS_CODE, [json.dumps(project_dependencies(project))], "check", "the requirements check"
+    )
     message = conflict_message(found)
     if message:
         raise BuilderError("check", message, lines)
@@ -592,24 +602,13 @@ def verify_venv(
     ok, _version, why = check_interpreter(new_venv)
     if not ok:
         raise BuilderError("verify", why or "the new venv's interpreter does not run")
-    proc = subprocess.run(
-        [
-            os.path.join(new_venv, "bin", "python"),
-            "-c",
-            _VERIFY_CODE,
-            json.dumps(verify_imports),
-            json.dumps(list(IMAGE_PACKAGES)),
-        ],
-        capture_output=True,
-        text=True,
-        cwd="/",
-        check=False,
+    found, lines = _run_in_venv(
+        new_venv,
+        _VERIFY_CODE,
+        [json.dumps(verify_imports), json.dumps(list(IMAGE_PACKAGES))],
+        "verify",
+        "the verification run",
     )
-    lines = proc.stderr.splitlines()[-LOG_TAIL_LINES:]
-    try:
-        found = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise BuilderError("verify", f"the verification run failed (exit {proc.returncode})", lines) from None
     torch = found.get("torch", {})
     if "error" in torch:
         raise BuilderError("verify", "import torch fails in the new venv: " + torch["error"], lines)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ansible_collections.sparkfleet.spark.plugins.filter import images
-from through_ansible import ansible_bin, run_ansible
+from through_ansible import ansible_bin, run_playbook
 
 REPO = Path(__file__).resolve().parents[4]
 REF = "reg:5000/nvidia/pytorch:25.11-py3"
@@ -92,17 +90,7 @@ PLAYBOOK_BIN = ansible_bin("ansible-playbook")
 
 @pytest.mark.skipif(PLAYBOOK_BIN is None, reason="ansible-playbook is not installed")
 def test_run_digest_reads_other_hosts_templated_vars_through_ansible(tmp_path: Path) -> None:
-    assert PLAYBOOK_BIN is not None
-    (tmp_path / "play.yml").write_text(PLAYBOOK)
-    (tmp_path / "hosts.json").write_text(json.dumps(INVENTORY))
-    result = run_ansible(
-        [PLAYBOOK_BIN, "-i", "hosts.json", "play.yml"],
-        tmp_path,
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
+    report = run_playbook(tmp_path, PLAYBOOK, INVENTORY)
     got = {host: r["msg"] for host, r in report["plays"][0]["tasks"][1]["hosts"].items()}
     # h1 and h2 share a (templated) reference: h1's answer, once; h3 names another repository.
     assert got == {"h1": D1, "h2": D1, "h3": D2}

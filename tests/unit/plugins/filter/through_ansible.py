@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,3 +29,19 @@ def run_ansible(argv: list[str], tmp_path: Path, **env: str) -> subprocess.Compl
     }
     environ.pop("ANSIBLE_CONFIG", None)
     return subprocess.run(argv, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300, check=False)
+
+
+def run_playbook(tmp_path: Path, playbook: str, inventory: dict) -> dict:
+    """playbook (YAML text) run with ansible-playbook on inventory (a JSON inventory); its json callback report."""
+    binary = ansible_bin("ansible-playbook")
+    assert binary is not None, "ansible-playbook is not installed"
+    (tmp_path / "play.yml").write_text(playbook)
+    (tmp_path / "hosts.json").write_text(json.dumps(inventory))
+    result = run_ansible(
+        [binary, "-i", "hosts.json", "play.yml"],
+        tmp_path,
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return dict(json.loads(result.stdout))
