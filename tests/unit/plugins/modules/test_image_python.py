@@ -242,6 +242,12 @@ def test_read_cache_of_a_directory(tmp_path: Path) -> None:
     assert image_python.read_cache(str(tmp_path / "dir.json")) is None
 
 
+def test_read_cache_of_a_fifo_does_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo, 0o644)
+    assert image_python.read_cache(str(fifo)) is None
+
+
 def test_read_cache_of_an_oversized_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "a.json"
     path.write_text(cache_text(VALID_RAW))
