@@ -12,14 +12,11 @@ role always blocks, minus those the inventory allows the venv to replace.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-
-def canonical(name: str) -> str:
-    """PEP 503's normalized name: runs of -, _ and . become -, lower case."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+# PEP 503's normalized name, as the in-image builder compares names.
+from ansible_collections.sparkfleet.spark.plugins.module_utils._venv_builder import canonical
 
 
 def never_install(image_distributions: Mapping[str, Any], always: Iterable[str], allowed: Iterable[str]) -> list[str]:

@@ -95,6 +95,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sparkfleet.spark.plugins.module_utils._names import IMAGE_INFO_DIR
+from ansible_collections.sparkfleet.spark.plugins.module_utils._venv_builder import canonical
 
 IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 # PEP 508 names; versions are kept to PEP 440's character set (local labels included).
@@ -116,11 +117,6 @@ for dist in m.distributions():
         seen.append([name, dist.version])
 print(json.dumps({"python": "%d.%d" % sys.version_info[:2], "distributions": seen}))
 """
-
-
-def canonical(name: str) -> str:
-    """PEP 503's normalized name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def parse_answer(data: Any) -> tuple[dict[str, Any] | None, list[str]]:
