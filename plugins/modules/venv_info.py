@@ -105,62 +105,17 @@ problems:
 """
 
 import os
-import re
-import stat
-from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.sparkfleet.spark.plugins.module_utils import _userspace
-from ansible_collections.sparkfleet.spark.plugins.module_utils._venv_builder import STAMP_FILE
+from ansible_collections.sparkfleet.spark.plugins.module_utils._venv_info import (
+    KERNEL_NAME_RE,
+    kernelspec_ok,
+    read_venv,
+    venv_link,
+)
 
-# The only argv words `ipykernel install` writes besides the interpreter.
-_KERNEL_ARGS = {"-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"}
-_KERNEL_KEYS = {"argv", "display_name", "language", "metadata", "interrupt_mode", "kernel_protocol_version"}
-_KERNEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-
-
-def venv_link(project_dir: str, venv_name: str) -> tuple[dict[str, Any], list[str]]:
-    path = os.path.join(project_dir, venv_name)
-    problems: list[str] = []
-    info: dict[str, Any] = {"exists": False, "link_ok": False, "id": None, "target": None}
-    try:
-        st = _userspace.lstat(path)
-    except (_userspace.UnsafePath, OSError) as exc:
-        return info, [str(exc)]
-    if st is None:
-        return info, []
-    info["exists"] = True
-    if not stat.S_ISLNK(st.st_mode):
-        return info, [f"{path} is not the link sparkfleet makes"]
-    link = _userspace.read_link(path)
-    build_id = _userspace.venv_id_of_link(link)
-    if build_id is None:
-        return info, [f"{path} links somewhere other than .venvs/venv-<time>-<random>"]
-    target = os.path.join(project_dir, ".venvs", build_id)
-    try:
-        target_st = _userspace.lstat(target)
-    except (_userspace.UnsafePath, OSError) as exc:
-        return info, [str(exc)]
-    if target_st is None or not stat.S_ISDIR(target_st.st_mode):
-        return info, [f"{path} links to {target}, which is not a directory"]
-    info.update(link_ok=True, id=build_id, target=target)
-    return info, problems
-
-
-def kernelspec_ok(spec: dict[str, Any], python: str, display_name: str | None) -> bool:
-    """Whether kernel.json is what `ipykernel install --sys-prefix` writes for this venv."""
-    argv = spec.get("argv")
-    return (
-        set(spec) <= _KERNEL_KEYS
-        and isinstance(argv, list)
-        and len(argv) >= 5
-        and argv[0] == python
-        and all(isinstance(word, str) for word in argv)
-        and set(argv[1:]) <= _KERNEL_ARGS
-        and {"-m", "ipykernel_launcher", "-f", "{connection_file}"} <= set(argv[1:])
-        and spec.get("language") == "python"
-        and (display_name is None or spec.get("display_name") == display_name)
-    )
+# The reading itself lives in module_utils/_venv_info.py: jupyter_service reads the venv it runs the same way.
+__all__ = ["kernelspec_ok", "main", "venv_link"]
 
 
 def main() -> None:
@@ -180,39 +135,11 @@ def main() -> None:
         module.fail_json(msg=f"project_dir {project_dir!r} must be a normalized absolute path")
     if "/" in venv_name or venv_name in ("", ".", "..", ".venvs"):
         module.fail_json(msg=f"venv_name {venv_name!r} must be a plain name such as .venv")
-    if kernel_name is not None and not _KERNEL_NAME_RE.match(kernel_name):
+    if kernel_name is not None and not KERNEL_NAME_RE.match(kernel_name):
         module.fail_json(msg=f"kernel_name {kernel_name!r} must be a lower-case plain name")
 
-    venv, problems = venv_link(project_dir, venv_name)
-    stamp: dict[str, Any] = {}
-    stamp_ok = False
-    if venv["link_ok"]:
-        raw, why = _userspace.read_json(os.path.join(venv["target"], STAMP_FILE), _userspace.STAMP_LIMIT)
-        if why:
-            problems.append(why)
-        elif raw is None:
-            problems.append(f"the venv {venv['id']} has no stamp")
-        else:
-            stamp, stamp_problems = _userspace.checked_stamp(raw, venv["id"])
-            problems.extend(stamp_problems)
-            stamp_ok = not stamp_problems
-            stamp = {key: value for key, value in stamp.items() if value is not None}
-
-    kernelspec: dict[str, Any] = {"exists": False, "ok": False}
-    if kernel_name is not None and venv["link_ok"]:
-        path = os.path.join(venv["target"], "share", "jupyter", "kernels", kernel_name, "kernel.json")
-        spec, why = _userspace.read_json(path, _userspace.KERNELSPEC_LIMIT)
-        if why:
-            kernelspec["exists"] = True
-            problems.append(why)
-        elif spec is not None:
-            kernelspec["exists"] = True
-            python = os.path.join(project_dir, venv_name, "bin", "python")
-            kernelspec["ok"] = kernelspec_ok(spec, python, module.params["kernel_display_name"])
-            if not kernelspec["ok"]:
-                problems.append(f"the kernelspec {kernel_name} is not the one sparkfleet installs")
-
-    module.exit_json(changed=False, venv=venv, stamp=stamp, stamp_ok=stamp_ok, kernelspec=kernelspec, problems=problems)
+    found = read_venv(project_dir, venv_name, kernel_name, module.params["kernel_display_name"])
+    module.exit_json(changed=False, **found)
 
 
 if __name__ == "__main__":
