@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from sparkfleet import __version__, drift, history, status, table, upgrade
-from sparkfleet.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SparkfleetError, UsageError
-from sparkfleet.events import HostResult, host_results, jupyter_access, not_run, problem_hosts
+from sparkfleet import __version__, history
+from sparkfleet.commands import Command, Report, drift, provision, status, upgrade
+from sparkfleet.errors import EXIT_USAGE, SparkfleetError, UsageError
+from sparkfleet.events import HostResult, host_results
 from sparkfleet.inventory import check_inventory_paths, list_hosts, testbed_inventory
 from sparkfleet.lock import EXIT_LOCKED, LOCK_DIR_ENV, FleetLock, Locked, lock_path
 from sparkfleet.progress import ProgressView
@@ -54,7 +54,7 @@ class Context:
     hosts: list[str]
     limit: str | None
     as_json: bool
-    out: TextIO
+    # Notes for people (the live view, `Batch 1/3: ...`); the report goes to stdout.
     err: TextIO
 
     def run(
@@ -84,7 +84,8 @@ class Context:
         return outcome, host_results(outcome.events, outcome.stats, hosts)
 
 
-def _context(args: argparse.Namespace) -> Context:
+def open_context(args: argparse.Namespace) -> Context:
+    """The run's project, inventories and hosts; the inventory's lock for provision, drift and upgrade."""
     project = find_project(args.playbook_dir)
     inventories = check_inventory_paths(args.inventory) if args.inventory else testbed_inventory(project, sys.stderr)
     if getattr(args, "wait", None) is not None:
@@ -95,277 +96,16 @@ def _context(args: argparse.Namespace) -> Context:
         if lock.waited >= 1 and not args.json:
             print(f"Waited {lock.waited:.0f} s for the inventory's lock ({lock.path}).", file=sys.stderr)
     hosts = list_hosts(project, inventories, args.limit)
-    return Context(project, inventories, hosts, args.limit, args.json, sys.stdout, sys.stderr)
+    return Context(project, inventories, hosts, args.limit, args.json, sys.stderr)
 
 
-def _emit_json(ctx: Context, payload: Mapping[str, Any]) -> None:
-    ctx.out.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-
-
-def _host_table(results: Mapping[str, HostResult]) -> str:
-    rows = [(r.host, r.ok, r.changed, r.failed, r.unreachable, f"{r.seconds:.1f}s") for r in results.values()]
-    return table.render(("host", "ok", "changed", "failed", "unreachable", "time"), rows)
-
-
-def _problems(results: Mapping[str, HostResult], missing: Sequence[str]) -> list[str]:
-    lines = [f"{r.host}: {error}" for r in results.values() for error in r.errors]
-    lines += [f"{host}: not run (the play stopped before it)" for host in missing]
-    return lines
-
-
-# --- provision ---------------------------------------------------------------------------------
-
-
-def cmd_provision(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    outcome, results = ctx.run(ctx.project.site_playbook, ctx.hosts, limit=ctx.limit)
-    failed, unreachable = problem_hosts(results)
-    missing = [h for h in not_run(results, outcome.stats) if h not in unreachable]
-    code = EXIT_FAILED if failed or unreachable or missing else EXIT_OK
-    access = jupyter_access(outcome.events)
-    if ctx.as_json:
-        hosts = [{**r.as_dict(), **({"jupyter": access[h]} if h in access else {})} for h, r in results.items()]
-        _emit_json(ctx, {"command": "provision", "exit_code": code, "hosts": hosts})
-        return code
-    print(_host_table(results), file=ctx.out)
-    for line in _problems(results, missing):
-        print(line, file=ctx.out)
-    if access:
-        # How to open each Spark's Jupyter (the token stays on the Spark).
-        width = max(len(h) for h in access)
-        for host, where in access.items():
-            print(f"{host:<{width}}  {where.get('tunnel', '')}  then {where.get('url', '')}".rstrip(), file=ctx.out)
-    converged = [h for h in results if h not in failed and h not in unreachable and h not in missing]
-    print(f"Converged {len(converged)} of {len(results)} hosts.", file=ctx.out)
-    return code
-
-
-# --- drift -------------------------------------------------------------------------------------
-
-
-def cmd_drift(args: argparse.Namespace) -> int:
-    history_path = Path(args.history).expanduser() if args.history else history.default_history_path()
-    record: dict[str, Any] = {
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "drift",
-        "fix": bool(args.fix),
-        "limit": args.limit,
-    }
-    started = time.monotonic()
-    try:
-        ctx = _context(args)
-        record["inventory"] = ctx.inventories
-        check_outcome, check = ctx.run(ctx.project.site_playbook, ctx.hosts, limit=ctx.limit, check=True, diff=True)
-        missing = not_run(check, check_outcome.stats)
-        fixed: dict[str, HostResult] | None = None
-        # A host on another image than the inventory's is a rollout for `upgrade`, never fixed here.
-        to_fix = [h for h in drift.fixable_hosts(check) if h not in missing]
-        if args.fix and to_fix:
-            if not ctx.as_json:
-                print(f"Fixing drift on {', '.join(to_fix)} ...", file=ctx.err)
-            _, fixed = ctx.run(ctx.project.site_playbook, to_fix, limit=",".join(to_fix), diff=True)
-        elif args.fix:
-            fixed = {}
-        verdicts = drift.assess(check, missing, fixed)
-        code = drift.exit_code(verdicts)
-    except SparkfleetError as error:
-        if not isinstance(error, UsageError):
-            record.update(exit_code=error.exit_code, error=str(error), seconds=round(time.monotonic() - started, 1))
-            history.append(history_path, record)
-        raise
-    record.update(
-        exit_code=code,
-        seconds=round(time.monotonic() - started, 1),
-        hosts={
-            v.host: {
-                "state": v.state,
-                "changes": [{"role": c.role, "task": c.task} for c in v.changes],
-                "corrected": [{"role": c.role, "task": c.task} for c in v.corrected],
-                "errors": v.errors,
-            }
-            for v in verdicts
-        },
-    )
-    history.append(history_path, record)
-    if ctx.as_json:
-        _emit_json(
-            ctx,
-            {"command": "drift", "fix": bool(args.fix), "exit_code": code, "hosts": [v.as_dict() for v in verdicts]},
-        )
-        return code
-    print(drift.render_text(verdicts), file=ctx.out)
-    print(drift.summary(verdicts), file=ctx.out)
-    return code
-
-
-# --- status ------------------------------------------------------------------------------------
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    outcome, results = ctx.run(status.STATUS_PLAYBOOK, ctx.hosts, limit=ctx.limit)
-    reported = status.reported(outcome.events)
-    rows = [status.host_row(host, reported.get(host)) for host in results]
-    failed, unreachable = problem_hosts(results)
-    silent = [r["host"] for r in rows if not r["reported"] and r["host"] not in unreachable]
-    code = EXIT_FAILED if failed or unreachable or silent else EXIT_OK
-    splits = status.digest_splits(rows)
-    if ctx.as_json:
-        _emit_json(
-            ctx,
-            {
-                "command": "status",
-                "exit_code": code,
-                "hosts": rows,
-                "unreachable": unreachable,
-                "failed": failed,
-                "digest_splits": splits,
-            },
-        )
-        return code
-    headers = ("host", "image", "digest", "venv", "torch", "xformers", "jupyter", "url")
-    lines = []
-    for row in rows:
-        if not row["reported"]:
-            state = "unreachable" if row["host"] in unreachable else "no report"
-            lines.append((row["host"], state, "", "", "", "", "", ""))
-            continue
-        lines.append(
-            (
-                row["host"],
-                row["tag"],
-                row["digest_short"],
-                row["venv"],
-                row["torch"],
-                row["xformers"],
-                row["jupyter"],
-                row["jupyter_url"] or "-",
-            )
-        )
-    print(table.render(headers, lines), file=ctx.out)
-    for line in _problems({h: results[h] for h in unreachable + failed + silent}, []):
-        print(line, file=ctx.out)
-    for line in splits:
-        print(line, file=ctx.out)
-    for row in rows:
-        if row.get("shadowed"):
-            print(f"{row['host']}: the venv shadows the image's {', '.join(row['shadowed'])}", file=ctx.out)
-    for row in rows:
-        if row.get("versions_error"):
-            print(
-                f"{row['host']}: venv check failed: {' '.join(str(row['versions_error']).split())[-200:]}", file=ctx.out
-            )
-    return code
-
-
-# --- upgrade -----------------------------------------------------------------------------------
-
-
-def cmd_upgrade(args: argparse.Namespace) -> int:
-    image = args.image.strip()
-    if not image or any(c.isspace() for c in image):
-        raise UsageError(f"--image {args.image!r}: give an image reference such as nvcr.io/nvidia/pytorch:25.12-py3")
-    size, percent = upgrade.parse_batch_size(args.batch_size)
-    if not 0 <= args.max_fail_percentage <= 100:
-        raise UsageError("--max-fail-percentage must be between 0 and 100")
-    ctx = _context(args)
-    # The inventory must already name the image (upgrade.py): read it without touching a host.
-    named_outcome, _ = ctx.run(
-        upgrade.INVENTORY_IMAGE_PLAYBOOK,
-        ctx.hosts,
-        limit=ctx.limit,
-        extravars={"sparkfleet_default_image": upgrade.DEFAULT_IMAGE},
-        quiet=True,
-    )
-    upgrade.check_inventory_names(image, upgrade.inventory_images(named_outcome.events), ctx.inventories, ctx.hosts)
-    plan = upgrade.batches(ctx.hosts, size, percent)
-    outcome_of: dict[str, str] = dict.fromkeys(ctx.hosts, "untouched")
-    batch_of: dict[str, int] = {}
-    results: dict[str, HostResult] = {}
-    stopped: tuple[int, list[str]] | None = None
-    # One digest per rollout: the tag is resolved by the first batch that pulls, and every later
-    # batch pulls that digest (ngc_image_digest), even when the tag moves meanwhile.
-    digest: str | None = None
-    for number, batch in enumerate(plan, start=1):
-        if not ctx.as_json:
-            print(f"Batch {number}/{len(plan)}: {', '.join(batch)}", file=ctx.err)
-        try:
-            outcome, batch_results = ctx.run(
-                ctx.project.site_playbook,
-                batch,
-                limit=",".join(batch),
-                extravars={"ngc_image_digest": digest} if digest else None,
-            )
-            missing = not_run(batch_results, outcome.stats)
-            digest = digest or upgrade.rollout_digest(outcome.events, batch)
-        except SparkfleetError as error:
-            batch_results = {h: HostResult(h, failed=1, errors=[str(error)]) for h in batch}
-            missing = []
-        results.update(batch_results)
-        bad = []
-        for host in batch:
-            batch_of[host] = number
-            result = batch_results[host]
-            if result.unreachable:
-                outcome_of[host] = "unreachable"
-            elif result.failed or host in missing:
-                outcome_of[host] = "failed"
-            else:
-                outcome_of[host] = "upgraded"
-                continue
-            bad.append(host)
-        if upgrade.batch_stops(len(bad), len(batch), args.max_fail_percentage):
-            stopped = (number, bad)
-            break
-    upgraded = [h for h, o in outcome_of.items() if o == "upgraded"]
-    untouched = [h for h, o in outcome_of.items() if o == "untouched"]
-    problems = [h for h, o in outcome_of.items() if o in ("failed", "unreachable")]
-    code = EXIT_FAILED if problems or untouched else EXIT_OK
-    if ctx.as_json:
-        _emit_json(
-            ctx,
-            {
-                "command": "upgrade",
-                "image": image,
-                "digest": digest,
-                "exit_code": code,
-                "batches": plan,
-                "stopped_at_batch": stopped[0] if stopped else None,
-                "hosts": [
-                    {
-                        "host": h,
-                        "result": o,
-                        "batch": batch_of.get(h),
-                        **({"errors": results[h].errors} if h in results else {}),
-                    }
-                    for h, o in outcome_of.items()
-                ],
-            },
-        )
-        return code
-    rows = [
-        (
-            h,
-            o,
-            batch_of.get(h, "-"),
-            results[h].changed if h in results else "-",
-            f"{results[h].seconds:.1f}s" if h in results else "-",
-        )
-        for h, o in outcome_of.items()
-    ]
-    print(table.render(("host", "result", "batch", "changed", "time"), rows), file=ctx.out)
-    for line in _problems({h: results[h] for h in problems}, []):
-        print(line, file=ctx.out)
-    message = f"Upgraded {len(upgraded)} of {len(outcome_of)} hosts to {image}" + (f" ({digest})" if digest else "")
-    if stopped:
-        message += (
-            f"; batch {stopped[0]}/{len(plan)} failed on {', '.join(stopped[1])}: rollout stopped"
-            f" (over --max-fail-percentage {args.max_fail_percentage:g})"
-        )
-    if untouched:
-        message += f"; untouched, still on their old image: {', '.join(untouched)}"
-    print(message + ".", file=ctx.out)
-    return code
+def emit(report: Report, out: TextIO, *, as_json: bool) -> None:
+    """The report as JSON or as text."""
+    if as_json:
+        out.write(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
+    else:
+        out.write(report.render_text() + "\n")
+    out.flush()
 
 
 # --- the parser --------------------------------------------------------------------------------
@@ -415,15 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     p = command("provision", "run site.yml with a live per-host view")
-    p.set_defaults(func=cmd_provision)
+    p.set_defaults(func=provision.run)
 
     p = command("drift", "what a check run would change; --fix converges it")
     p.add_argument("--fix", action="store_true", help="converge the drifted hosts and report what was corrected")
     p.add_argument("--history", metavar="FILE", help="JSON-lines file each run appends to")
-    p.set_defaults(func=cmd_drift)
+    p.set_defaults(func=drift.run)
 
     p = command("status", "image, venv, torch/xformers and Jupyter per host", lock=False)
-    p.set_defaults(func=cmd_status)
+    p.set_defaults(func=status.run)
 
     p = command("upgrade", "rolling upgrade to another image")
     p.add_argument("--image", required=True, metavar="REF", help="image reference, by tag or @sha256: digest")
@@ -435,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="stop the rollout when more than P%% of a batch fails (default 0: any failure)",
     )
-    p.set_defaults(func=cmd_upgrade)
+    p.set_defaults(func=upgrade.run)
     return parser
 
 
@@ -452,8 +192,11 @@ def _seconds(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        command: Command = args.func
         try:
-            return int(args.func(args))
+            report = command(args, functools.partial(open_context, args))
+            emit(report, sys.stdout, as_json=args.json)
+            return report.exit_code
         finally:
             while _HELD:
                 _HELD.pop().release()
