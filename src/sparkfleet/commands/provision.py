@@ -12,6 +12,7 @@ from sparkfleet.events import HostResult, jupyter_access, not_run, problem_hosts
 from sparkfleet.table import Block, Table
 
 HOST_HEADERS = ("host", "ok", "changed", "failed", "unreachable", "time")
+JUPYTER_HEADERS = ("host", "tunnel (run on your laptop)", "then open")
 
 
 @dataclass
@@ -44,9 +45,8 @@ class ProvisionReport(Report):
         blocks: list[Block] = [Table(HOST_HEADERS, rows), *problem_lines(self.results, self.missing)]
         if self.jupyter:
             # How to open each Spark's Jupyter (the token stays on the Spark).
-            width = max(len(h) for h in self.jupyter)
-            for host, where in self.jupyter.items():
-                blocks.append(f"{host:<{width}}  {where.get('tunnel', '')}  then {where.get('url', '')}".rstrip())
+            access = [(h, where.get("tunnel", ""), where.get("url", "")) for h, where in self.jupyter.items()]
+            blocks += ["", Table(JUPYTER_HEADERS, access)]
         blocks.append(f"Converged {len(self.converged)} of {len(self.results)} hosts.")
         return blocks
 

@@ -82,8 +82,10 @@ def test_provision_report_shows_each_hosts_jupyter_tunnel_and_url():
         "host      ok  changed  failed  unreachable  time",
         "spark-01  80        0       0            0  24.8s",
         "spark-02  81        1       0            0  25.0s",
-        f"spark-01  {TUNNEL}  then {URL}",
-        f"spark-02  ssh -N -L 8888:127.0.0.1:8888 spark@192.0.2.12  then {URL}",
+        "",
+        "host      tunnel (run on your laptop)                     then open",
+        f"spark-01  {TUNNEL}  {URL}",
+        f"spark-02  ssh -N -L 8888:127.0.0.1:8888 spark@192.0.2.12  {URL}",
         "Converged 2 of 2 hosts.",
     ]
     hosts = report.to_json()["hosts"]
@@ -99,8 +101,9 @@ def test_provision_report_reads_jupyter_access_from_the_events():
         }
     ]
     report = ProvisionReport({"a": HostResult("a", ok=1), "b": HostResult("b", ok=1)}, jupyter=jupyter_access(events))
-    assert report.render_text().splitlines()[-2:] == [
-        f"a  {TUNNEL}  then {URL}",
+    assert report.render_text().splitlines()[-3:] == [
+        "host  tunnel (run on your laptop)                     then open",
+        f"a     {TUNNEL}  {URL}",
         "Converged 2 of 2 hosts.",
     ]
     assert [("jupyter" in h) for h in report.to_json()["hosts"]] == [True, False]
