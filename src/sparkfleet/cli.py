@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import sys
@@ -19,6 +20,7 @@ from sparkfleet.inventory import check_inventory_paths, list_hosts, testbed_inve
 from sparkfleet.lock import EXIT_LOCKED, LOCK_DIR_ENV, FleetLock, Locked, lock_path
 from sparkfleet.progress import ProgressView
 from sparkfleet.runner import PLAYBOOK_DIR_ENV, Project, RunOutcome, find_project, run_playbook
+from sparkfleet.table import print_blocks
 
 EPILOG = f"""\
 exit codes:
@@ -69,16 +71,17 @@ class Context:
         quiet: bool = False,
     ) -> tuple[RunOutcome, dict[str, HostResult]]:
         view = None if self.as_json or quiet else ProgressView(self.err, hosts)
-        outcome = run_playbook(
-            self.project,
-            playbook,
-            self.inventories,
-            limit=limit,
-            check=check,
-            diff=diff,
-            extravars=extravars,
-            on_event=view,
-        )
+        with view or contextlib.nullcontext():
+            outcome = run_playbook(
+                self.project,
+                playbook,
+                self.inventories,
+                limit=limit,
+                check=check,
+                diff=diff,
+                extravars=extravars,
+                on_event=view,
+            )
         if not outcome.stats["processed"]:
             raise SparkfleetError(outcome.fatal_message())
         return outcome, host_results(outcome.events, outcome.stats, hosts)
@@ -100,9 +103,13 @@ def open_context(args: argparse.Namespace) -> Context:
 
 
 def emit(report: Report, out: TextIO, *, as_json: bool) -> None:
-    """The report as JSON or as text."""
+    """The report as JSON, as rich tables on a terminal, or as plain text."""
     if as_json:
         out.write(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
+    elif out.isatty():
+        from rich.console import Console
+
+        print_blocks(Console(file=out, highlight=False), report.blocks())
     else:
         out.write(report.render_text() + "\n")
     out.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 from helpers import recorded
@@ -356,6 +357,15 @@ def test_plain_text_keeps_empty_and_multi_line_blocks():
     assert plain_text(blocks) == "\nhost  n\na     1\none\ntwo"
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+    def lines(self) -> list[str]:
+        """What the terminal shows, without its styles."""
+        return [re.sub(r"\x1b\[[0-9;]*m", "", line).rstrip() for line in self.getvalue().splitlines()]
+
+
 def provision_report() -> ProvisionReport:
     return ProvisionReport(
         {"spark-01": HostResult("spark-01", ok=80, seconds=24.8)},
@@ -375,3 +385,24 @@ def test_emit_in_a_pipe_is_the_plain_text():
     emit(provision_report(), out, as_json=False)
     assert out.getvalue() == provision_report().render_text() + "\n"
     assert "\x1b" not in out.getvalue()
+
+
+def test_emit_on_a_terminal_draws_tables_that_fit(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    out = Terminal()
+    emit(provision_report(), out, as_json=False)
+    lines = out.lines()
+    assert lines[0].split() == ["host", "ok", "changed", "failed", "unreachable", "time"]
+    assert set(lines[1]) == {"─"}
+    assert f"spark-01   {TUNNEL}   {URL}" in lines
+    assert lines[-1] == "Converged 1 of 1 hosts."
+
+
+def test_emit_on_a_narrow_terminal_prints_a_wide_table_plain(monkeypatch):
+    """A tunnel command cut short or folded by rich could not be pasted."""
+    monkeypatch.setenv("COLUMNS", "60")
+    out = Terminal()
+    emit(provision_report(), out, as_json=False)
+    lines = out.lines()
+    assert set(lines[1]) == {"─"}  # the host table fits
+    assert f"spark-01  {TUNNEL}  {URL}" in lines  # the Jupyter table does not: plain, whole
