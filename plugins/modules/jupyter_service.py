@@ -344,12 +344,7 @@ def make_token_dir(path: str) -> None:
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    try:
-        os.fchown(fd, 0, 0)
-        os.fchmod(fd, 0o700)
-    finally:
-        os.close(fd)
+    own_by_root(path, 0o700, os.O_DIRECTORY)
 
 
 def write_token(path: str) -> None:
@@ -362,13 +357,18 @@ def write_token(path: str) -> None:
         ) from None
 
 
-def fix_token_mode(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+def own_by_root(path: str, mode: int, flags: int = os.O_NONBLOCK) -> None:
+    """root:root and `mode` on `path` itself, never through a link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | flags)
     try:
         os.fchown(fd, 0, 0)
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, mode)
     finally:
         os.close(fd)
+
+
+def fix_token_mode(path: str) -> None:
+    own_by_root(path, 0o600)
 
 
 def read_token(path: str) -> str:
