@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
 # The collection's shared names (plugins/module_utils/_names.py, standard library only), through
 # the checkout's .collections link, as the unit tests import them.
@@ -99,16 +101,34 @@ def venv_inputs(inventory: str, host: str, project: str, ca_bundle: str, cwd: Pa
     }
 
 
+def role_default(role: str, name: str) -> Any:
+    """A role's default for NAME, read from its defaults/main.yml (a plain value, not a template)."""
+    value = yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text())[name]
+    if isinstance(value, str) and "{{" in value:
+        sys.exit(f"{role}'s default {name} is a template; bench needs a plain value")
+    return value
+
+
 def recreate(inventory: str, host: str, project: str, inputs: Mapping[str, str], cwd: Path = REPO) -> float:
     """Seconds of one forced venv recreation (container_venv force=true)."""
-    args = (
-        f"project_dir={project} image={inputs['image_id']} image_id={inputs['image_id']} "
-        f"repo_digest={inputs['repo_digest']} uv_binary={inputs['uv_binary']} "
-        f"uv_cache_dir={inputs['uv_cache']} network=host force=true ca_bundle={inputs['ca_bundle']} "
-        f"no_install_packages=xformers wheels={inputs['wheel']} verify_imports=xformers"
-    )
+    args = {
+        "project_dir": project,
+        "image": inputs["image_id"],
+        "image_id": inputs["image_id"],
+        "repo_digest": inputs["repo_digest"],
+        "uv_binary": inputs["uv_binary"],
+        "uv_cache_dir": inputs["uv_cache"],
+        "network": "host",
+        "force": True,
+        "ca_bundle": inputs["ca_bundle"],
+        "no_install_packages": ["xformers"],
+        "wheels": [inputs["wheel"]],
+        "verify_imports": ["xformers"],
+        # What the workspace role allows the venv to install over the image (its default).
+        "image_replace_allowed": role_default("workspace", "workspace_image_replace_packages"),
+    }
     started = time.monotonic()
-    result = ansible(inventory, host, "sparkfleet.spark.container_venv", args, cwd)
+    result = ansible(inventory, host, "sparkfleet.spark.container_venv", json.dumps(args), cwd)
     elapsed = time.monotonic() - started
     if not result.get("changed") or result.get("failed"):
         sys.exit(f"recreation failed: {result.get('msg', result)}")

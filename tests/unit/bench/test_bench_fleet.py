@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from benchlib import human_bytes, ratio
+from benchlib import human_bytes, ratio, role_default
 from fleet import (
     host_counts,
     median_run,
@@ -320,3 +320,12 @@ def test_human_bytes_and_ratio() -> None:
     assert human_bytes(sum(PULL_BLOBS)) == "482.8 MiB"
     assert ratio(84.0, 42.0) == "x2.00"
     assert ratio(None, 1.0) == "" and ratio(1.0, 0.0) == ""
+
+
+def test_the_venv_recreation_allows_what_the_workspace_role_allows() -> None:
+    # The recreation runs container_venv as the role does: without the role's allow-list, the
+    # venv's own Jupyter stack would fail verification as shadowing the image's.
+    allowed = role_default("workspace", "workspace_image_replace_packages")
+    assert "jupyterlab" in allowed and "ipykernel" in allowed
+    with pytest.raises(SystemExit, match="template"):
+        role_default("workspace", "workspace_image")
