@@ -122,83 +122,26 @@ dockerd_output:
     the following directives don't match any configuration option: no-such-key"]
 """
 
-import copy
-import json
 import os
-import re
-import secrets
-import stat
 from typing import Any, NoReturn
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sparkfleet.spark.plugins.module_utils import _daemon_json
+from ansible_collections.sparkfleet.spark.plugins.module_utils._daemon_json import (
+    NOT_AN_OBJECT,
+    DaemonJson,
+    DaemonJsonError,
+    merge,
+    render,
+)
+from ansible_collections.sparkfleet.spark.plugins.module_utils._daemon_json import changes as plan
 
-NOT_AN_OBJECT = "{path} is not a JSON object; fix or remove it, sparkfleet never overwrites a file it cannot read"
-WRITTEN_MODE = 0o644
-
-
-def merge(existing: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """existing with options merged in, like combine(recursive=True): dicts merge key by key, the rest replaces."""
-    merged = copy.deepcopy(existing)
-    for key, value in options.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def same(a: Any, b: Any) -> bool:
-    """JSON equality that, unlike ==, tells true from 1 and 1.0 from 1 (dockerd does)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return _kind(a) == _kind(b) and a == b
-
-
-def _kind(value: Any) -> type:
-    """The JSON type of a scalar (str subclasses count as str)."""
-    for kind in (bool, int, float, str):
-        if isinstance(value, kind):
-            return kind
-    return type(value)
-
-
-def _render(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
-
-
-def plan(existing: dict[str, Any], merged: dict[str, Any], prefix: str = "") -> list[str]:
-    """What differs between the file's data and the merged data, one readable line per key; [] when the same."""
-    lines = []
-    for key, value in merged.items():
-        where = f"{prefix}{_render(key)}"
-        if key in existing and isinstance(existing[key], dict) and isinstance(value, dict):
-            lines.extend(plan(existing[key], value, f"{where}."))
-        elif key not in existing or not same(existing[key], value):
-            lines.append(f"set {where}: {_render(value)}")
-    lines.extend(f"remove {prefix}{_render(key)}" for key in existing if key not in merged)
-    return lines
-
-
-def render(config: dict[str, Any]) -> str:
-    """The file's text, in the layout the roles always wrote (to_nice_json(indent=4) plus a newline)."""
-    return json.dumps(config, indent=4, sort_keys=True, separators=(",", ": ")) + "\n"
-
-
-def _version(text: str) -> str:
-    found = re.search(r"version\s+([^\s,]+)", text)
-    return found.group(1) if found else (text.strip().splitlines() or ["(version unknown)"])[0]
+__all__ = ["NOT_AN_OBJECT", "main", "merge", "plan", "render", "run_validate"]
 
 
 def run_validate(module: AnsibleModule, dockerd: str, path: str) -> tuple[int, str, str]:
     """`dockerd --validate --config-file path`: (rc, stdout, stderr). Tests replace this."""
-    return module.run_command([dockerd, "--validate", "--config-file", path])
-
-
-def dockerd_version(module: AnsibleModule, dockerd: str) -> str:
-    rc, out, err = module.run_command([dockerd, "--version"])
-    return _version(out if rc == 0 and out.strip() else out + err)
+    return _daemon_json.run_validate(module, dockerd, path)
 
 
 class DaemonConfig:
@@ -207,102 +150,28 @@ class DaemonConfig:
         self.path: str = module.params["path"]
         self.options: dict[str, Any] = module.params["options"]
         self.validate: bool = module.params["validate"]
-        self.dockerd: str | None = module.params["dockerd"] or module.get_bin_path("dockerd")
+        # The validator is looked up at each call, so a test's replacement of run_validate counts.
+        self.file = DaemonJson(
+            module,
+            self.path,
+            self.validate,
+            module.params["dockerd"] or module.get_bin_path("dockerd"),
+            validator=lambda m, dockerd, path: run_validate(m, dockerd, path),
+        )
         self.actions: list[str] = []
 
     def fail(self, msg: str, **kwargs: Any) -> NoReturn:
         self.module.fail_json(msg=msg, changed=False, path=self.path, actions=self.actions, **kwargs)
         raise SystemExit(1)  # not reached: fail_json exits (its annotation does not say so)
 
-    def read(self) -> tuple[dict[str, Any], str | None]:
-        """(the file's data, its text); ({}, None) when there is no file."""
-        try:
-            st = os.lstat(self.path)
-        except FileNotFoundError:
-            return {}, None
-        except OSError as exc:
-            self.fail(f"cannot read {self.path}: {exc}")
-        if stat.S_ISLNK(st.st_mode):
-            self.fail(f"{self.path} is a symlink; sparkfleet writes it only as a regular file, never through a link")
-        if not stat.S_ISREG(st.st_mode):
-            self.fail(f"{self.path} is not a regular file; move it away, sparkfleet never replaces it")
-        if st.st_uid != 0:
-            self.fail(f"{self.path} is owned by uid {st.st_uid}, not root; sparkfleet never replaces it")
-        try:
-            # O_NOFOLLOW and the inode check: what is read is the file that was checked.
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            with os.fdopen(fd, "rb") as handle:
-                opened = os.fstat(handle.fileno())
-                if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
-                    self.fail(f"{self.path} was replaced while it was read; run again")
-                raw = handle.read()
-        except OSError as exc:
-            self.fail(f"cannot read {self.path}: {exc}")
-        try:
-            text = raw.decode("utf-8")
-            data = json.loads(text) if text.strip() else {}
-        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError both are
-            self.fail(NOT_AN_OBJECT.format(path=self.path) + f" (invalid JSON: {exc})")
-        if not isinstance(data, dict):
-            self.fail(NOT_AN_OBJECT.format(path=self.path))
-        return data, text
-
-    def create_candidate(self, directory: str, text: str) -> tuple[int, str]:
-        """A new file only this run knows (O_EXCL, O_NOFOLLOW, mode 0600), holding text and synced."""
-        base = os.path.basename(self.path)
-        for _attempt in range(10):
-            candidate = os.path.join(directory, f".{base}.sparkfleet-{secrets.token_hex(4)}.tmp")
-            try:
-                fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            except FileExistsError:
-                continue
-            try:
-                os.fchmod(fd, 0o600)  # the umask may only narrow it; say it plainly anyway
-                data = text.encode("utf-8")
-                while data:
-                    data = data[os.write(fd, data) :]
-                os.fsync(fd)
-            except BaseException:
-                os.close(fd)
-                os.unlink(candidate)
-                raise
-            return fd, candidate
-        raise FileExistsError(f"could not create a temporary file beside {self.path}")
-
-    def check_with_dockerd(self, candidate: str) -> None:
-        """Fail unless dockerd accepts candidate; the caller removes candidate whatever happens."""
-        assert self.dockerd is not None
-        rc, out, err = run_validate(self.module, self.dockerd, candidate)
-        said = f"{err}\n{out}"
-        if "unknown flag: --validate" in said:
-            version = dockerd_version(self.module, self.dockerd)
-            self.fail(
-                f"dockerd {version} cannot validate a configuration (`dockerd --validate` needs Docker 23 or newer); "
-                "upgrade the engine or set docker_daemon_validate: false to write daemon.json unvalidated"
-            )
-        if rc != 0:
-            lines = [line.strip() for line in (err.strip() or out.strip()).splitlines() if line.strip()][-5:]
-            # dockerd names the temporary file, which is gone once this fails: say what it means instead.
-            prefix = f"unable to configure the Docker daemon with file {candidate}: "
-            reason = "; ".join(line.removeprefix(prefix).replace(candidate, "the merged file") for line in lines)
-            self.fail(
-                f"docker_daemon_options would make dockerd refuse {self.path}: "
-                f"{reason or f'exit {rc} without a message'} \u2014 daemon.json was left as it was",
-                dockerd_output=lines,
-            )
-
-    def validator_ready(self) -> bool:
-        """Whether dockerd can be run; False only in check mode with no dockerd yet (it warns)."""
-        if self.dockerd and os.path.isfile(self.dockerd) and os.access(self.dockerd, os.X_OK):
-            return True
-        missing = f"dockerd {self.dockerd} is not an executable file" if self.dockerd else "dockerd is not installed"
-        if self.module.check_mode:
-            self.module.warn(f"{missing}; the merged daemon.json could not be validated in check mode")
-            return False
-        self.fail(f"{missing}, so the merged daemon.json cannot be validated; install the engine first")
-
     def run(self) -> dict[str, Any]:
-        existing, before = self.read()
+        try:
+            return self.reconcile()
+        except DaemonJsonError as exc:
+            self.fail(exc.msg, **exc.extra)
+
+    def reconcile(self) -> dict[str, Any]:
+        existing, before = self.file.read()
         merged = merge(existing, self.options)
         self.actions = plan(existing, merged)
         changed = bool(self.actions)
@@ -324,48 +193,14 @@ class DaemonConfig:
         if not self.validate:
             self.module.warn(f"daemon.json {'would be ' if self.module.check_mode else ''}written without validation")
         if self.module.check_mode:
-            if self.validate and self.validator_ready():
+            if self.validate and self.file.validator_ready():
                 # The candidate goes to the module's own temporary directory: a check writes nothing beside path.
-                self.write(after, self.module.tmpdir, install=False)
+                self.file.write(after, self.module.tmpdir, install=False)
             return results
         if self.validate:
-            self.validator_ready()
-        self.write(after, os.path.dirname(self.path) or ".", install=True)
+            self.file.validator_ready()
+        self.file.write(after, os.path.dirname(self.path) or ".", install=True)
         return results
-
-    def write(self, text: str, directory: str, install: bool) -> None:
-        """Write text to a candidate in directory, have dockerd check it, then (install) rename it onto path."""
-        if not os.path.isdir(directory):
-            self.fail(f"{directory} does not exist; install the Docker engine first")
-        try:
-            fd, candidate = self.create_candidate(directory, text)
-        except OSError as exc:
-            self.fail(f"cannot write a temporary file beside {self.path}: {exc}")
-        try:
-            try:
-                if self.validate:
-                    self.check_with_dockerd(candidate)
-                if install:
-                    os.fchmod(fd, WRITTEN_MODE)
-                    os.fchown(fd, 0, 0)
-            finally:
-                os.close(fd)
-            if install:
-                os.replace(candidate, self.path)
-                self.sync_directory(directory)
-        except OSError as exc:
-            self.fail(f"cannot replace {self.path}: {exc}; daemon.json was left as it was")
-        finally:
-            if os.path.lexists(candidate):
-                os.unlink(candidate)
-
-    @staticmethod
-    def sync_directory(directory: str) -> None:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def main() -> None:
